@@ -125,3 +125,13 @@ def test_console_script_exits_2_without_traceback():
                           text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: config file 'missing.yaml' does not exist"
+
+
+def test_overrides_may_follow_options(capsys, tmp_path):
+    config = write_config(tmp_path)
+    runs = tmp_path / "runs"
+    code, _, _ = run_cli(capsys, "train", str(config), "--dir", str(runs), "--quiet", "train.steps=3", "eval.n=4")
+    saved = yaml.safe_load((runs / "tiny" / "config.yaml").read_text())
+    assert code == 0 and saved["train"]["steps"] == 3 and saved["eval"]["n"] == 4
+    code, _, err = run_cli(capsys, "train", str(config), "--dir", str(runs), "--colour", "red")
+    assert code == 2 and "unrecognized arguments: --colour red" in err

@@ -46,7 +46,7 @@ def test_coupled_uses_task_ids_and_offset_keeps_bos():
         assert np.all(delta == delta[0]) and new.max() < SETTINGS.max_position
     assert len({int(s.positions.prompt[0]) for s in shifted}) > 5
     with pytest.raises(UserError, match="does not define coupled"):
-        apply_policy(sample("reverse_add"), "coupled", np.random.default_rng(0), SETTINGS)
+        apply_policy(sample("mult_cot"), "coupled", np.random.default_rng(0), SETTINGS)
 
 
 def test_pose_has_consecutive_chunks_with_skips():

@@ -96,7 +96,7 @@ def test_bad_parameters_and_lengths():
     with pytest.raises(UserError, match="cannot make length 0"):
         make_task("copy").sample(np.random.default_rng(0), 1, 0)
     with pytest.raises(UserError, match="does not define coupled"):
-        make_task("reverse_add").coupled_positions(("1",), ("1",))
+        make_task("mqar").coupled_positions(("1",), ("1",))
 
 
 def test_task_markers_wrap_prompts_and_keep_positions_consistent():

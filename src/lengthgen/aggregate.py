@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .data import variant_task
 from .errors import UserError
 from .rundir import atomic_write_text
 from .sweep import SweepDir, expand
 
 VALUE_COLUMNS = ["step", "task", "length", "n", "exact_match", "token_acc"]
+# Kept in the results table only when some run has them (PPC runs), after train_max.
+OPTIONAL_VALUE_COLUMNS = ["position_accuracy"]
 
 
 def _cell(value) -> object:
@@ -34,17 +37,19 @@ def collect(sweep: SweepDir) -> pd.DataFrame:
         status = "done" if run.is_done() else "failed" if (run.path / "failed.json").is_file() else \
             "partial" if run.exists() else "new"
         rows = [r.as_dict() for r in run.read_eval()] if run.path.is_dir() else []
-        frame = pd.DataFrame(rows, columns=VALUE_COLUMNS)
+        frame = pd.DataFrame(rows, columns=VALUE_COLUMNS + OPTIONAL_VALUE_COLUMNS)
         if frame.empty:
-            frame = pd.DataFrame([{c: np.nan for c in VALUE_COLUMNS}])
+            frame = pd.DataFrame([{c: np.nan for c in VALUE_COLUMNS + OPTIONAL_VALUE_COLUMNS}])
         for key in grid_keys:
             frame[key] = _cell(plan.point.get(key))
         frame["seed"], frame["run"], frame["status"] = plan.seed, plan.name, status
         train_max = {t.task: t.lengths[1] for t in plan.config.data.resolved_tasks()}
-        frame["train_max"] = frame["task"].map(train_max)
+        frame["train_max"] = frame["task"].map(lambda label: train_max.get(variant_task(label)) if isinstance(label, str) else np.nan)
         frames.append(frame)
-    columns = grid_keys + ["seed", "run", "status"] + VALUE_COLUMNS + ["train_max"]
-    table = pd.concat(frames, ignore_index=True)[columns]
+    table = pd.concat(frames, ignore_index=True)
+    optional = [c for c in OPTIONAL_VALUE_COLUMNS if table[c].notna().any()]
+    columns = grid_keys + ["seed", "run", "status"] + VALUE_COLUMNS + ["train_max"] + optional
+    table = table[columns]
     # `lengthgen eval` may evaluate a step again: the newest row of a (run, step, task, length) wins.
     return table.drop_duplicates(["run", "step", "task", "length"], keep="last").reset_index(drop=True)
 

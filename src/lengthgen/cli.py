@@ -130,7 +130,7 @@ def cmd_train(args) -> None:
           f"parameters {exp.model.num_parameters():,}", file=sys.stderr)
     start = time.perf_counter()
     rows = run_training(exp, run, resume=args.resume, quiet=args.quiet)
-    train_max = {s.task.name: s.lengths[1] for s in exp.specs}
+    train_max = {v.name: s.lengths[1] for s in exp.specs for v in s.eval_variants()}
     plot = plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
     print(f"done in {time.perf_counter() - start:.1f}s; results in {run.path / 'eval.csv'}, plot {plot}")
 
@@ -168,7 +168,7 @@ def cmd_eval(args) -> None:
         raise UserError(f"none of the tasks {[s.task.name for s in specs]} can make lengths {lengths}")
     run.append_eval(rows)
     print(format_table(rows))
-    train_max = {s.task.name: s.lengths[1] for s in specs}
+    train_max = {v.name: s.lengths[1] for s in specs for v in s.eval_variants()}
     plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
 
 
@@ -346,7 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lengthgen` console script."""
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # Overrides may come after options (`train cfg.yaml --quiet a.b=1`): argparse leaves them over.
+        if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
+            args.overrides = [*args.overrides, *extra]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.fn(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

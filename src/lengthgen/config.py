@@ -31,6 +31,9 @@ class TaskEntry(Strict):
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
     eval_params: dict[str, Any] = Field(default_factory=dict)
+    eval_grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="evaluate one variant per combination of these parameter values, labelled task[k=v]")
 
     @model_validator(mode="after")
     def _check(self) -> "TaskEntry":
@@ -123,6 +126,9 @@ class TrainConfig(Strict):
     eval_every: int = Field(0, ge=0, description="0: only at the end")
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
     keep_checkpoints: int = 2
+    position_loss_weight: float = Field(
+        1.0, ge=0.0, description="PPC lambda: loss = CE(token) + lambda * CE(position ID); used only when "
+                                 "model.position_head is true (ignored otherwise)")
 
     @field_validator("schedule")
     @classmethod
@@ -148,6 +154,8 @@ class EvalConfig(Strict):
     lengths: str | list[int] | int = "1:20"
     n: int = Field(256, ge=1)
     batch_size: int = Field(256, ge=1)
+    # With model.position_head (PPC) the default becomes "greedy" (decoding on predicted IDs);
+    # an explicit "teacher_forced" then requires every token and every fed-back ID to be right.
     mode: Literal["teacher_forced", "greedy"] = "teacher_forced"
 
     @field_validator("lengths")
@@ -179,6 +187,39 @@ class ExperimentConfig(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     seed: SeedConfig = SeedConfig()
+
+    @model_validator(mode="after")
+    def _check_ppc(self) -> "ExperimentConfig":
+        """Predictive Position Coupling (model.position_head) needs coupled IDs, and is scored by
+        greedy decoding with predicted IDs unless eval.mode is set explicitly."""
+        if not self.model.position_head:
+            return self
+        from .model.encodings import ENCODINGS, Encoding
+        from .positions import COUPLED_POLICIES
+
+        arch = getattr(self.model, "arch", "transformer")
+        if arch != "transformer":
+            raise ValueError(f"model.position_head (PPC) is only supported by the transformer, not model.arch {arch!r}")
+        # The head must read the ID of the attended input token from the hidden state. Relative
+        # encodings (rope, alibi, fire) and nope put no ID there; under coupled_random_offset the
+        # target IDs then cannot be predicted at all (the model is blind to the shift).
+        absolute = sorted(name for name, cls in ENCODINGS.items() if cls.embed is not Encoding.embed)
+        if self.model.encoding not in absolute:
+            raise ValueError(f"model.position_head (PPC) needs an encoding that embeds position IDs in the hidden "
+                             f"state ({', '.join(absolute)}), got model.encoding {self.model.encoding!r}")
+        # An error, not a warning: the head would be trained on (or scored against) IDs that are
+        # not coupled, which is not PPC and would silently give a different experiment.
+        for stage in ("train", "eval"):
+            policy = getattr(self.positions, stage)
+            if policy not in COUPLED_POLICIES:
+                raise ValueError(f"model.position_head (PPC) predicts coupled position IDs; positions.{stage} "
+                                 f"must be one of {', '.join(COUPLED_POLICIES)}, got {policy!r}")
+        # Teacher forcing with ground-truth IDs would hide ID errors, so a PPC model is scored by
+        # greedy decoding on its own predicted IDs unless the user chose a mode. Writing the
+        # choice into the config keeps the resolved config.yaml truthful (and --resume stable).
+        if "mode" not in self.eval.model_fields_set:
+            self.eval = self.eval.model_copy(update={"mode": "greedy"})
+        return self
 
     def to_yaml(self) -> str:
         """The resolved config as YAML."""

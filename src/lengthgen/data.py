@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -18,7 +19,9 @@ class TaskSpec:
     """One task of a mixture: the task, its training length range (inclusive) and its weight.
 
     eval_params override the task's parameters for evaluation sets, on top of the task's own
-    `eval_overrides` (the paper's test protocol).
+    `eval_overrides` (the paper's test protocol). eval_grid evaluates one variant per combination
+    of parameter values (e.g. sparse parity at each fixed k), each reported under its own label
+    `task[k=3]`; `label` is that name for a variant (None: the task's name).
     """
 
     task: Task
@@ -27,6 +30,25 @@ class TaskSpec:
     eval_params: dict[str, Any] | None = None
     marker: str | None = None
     marker_repeat: int = 1
+    eval_grid: dict[str, list[Any]] | None = None
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The name its evaluation rows carry: the variant label, else the task's name."""
+        return self.label or self.task.name
+
+    def eval_variants(self) -> list["TaskSpec"]:
+        """The specs evaluated for this task: itself, or one per eval_grid combination."""
+        if not self.eval_grid:
+            return [self]
+        keys = list(self.eval_grid)
+        out = []
+        for values in itertools.product(*(self.eval_grid[k] for k in keys)):
+            combo = dict(zip(keys, values))
+            label = f"{self.task.name}[{','.join(f'{k}={v}' for k, v in combo.items())}]"
+            out.append(replace(self, eval_params={**(self.eval_params or {}), **combo}, eval_grid=None, label=label))
+        return out
 
     @property
     def eval_task(self) -> Task:
@@ -87,8 +109,8 @@ def batch_rng(data_seed: int, step: int, rank: int = 0) -> np.random.Generator:
 
 def eval_examples(spec: TaskSpec, length: int, n: int, eval_seed: int, policy: str,
                   settings: PolicySettings) -> list[Example]:
-    """The fixed evaluation set for (task, length, eval seed)."""
-    rng = example_rng(eval_seed, "eval", spec.task.name, length)
+    """The fixed evaluation set for (task or variant, length, eval seed)."""
+    rng = example_rng(eval_seed, "eval", spec.name, length)
     return apply_policy(spec.sample(rng, n, length, for_eval=True), policy, rng, settings)
 
 
@@ -96,7 +118,9 @@ def eval_examples(spec: TaskSpec, length: int, n: int, eval_seed: int, policy: s
 class Batch:
     """Right-padded teacher-forcing batch. Inputs are `<bos> prompt answer`, targets shift by one.
 
-    loss_mask marks the targets that are answer tokens or <eos>.
+    loss_mask marks the targets that are answer tokens or <eos>. position_targets shift the
+    position IDs the same way (the ID of the token at i+1), for the PPC position head; it is
+    optional so that a Batch can still be built from the first five tensors alone.
     """
 
     tokens: torch.Tensor
@@ -104,11 +128,13 @@ class Batch:
     loss_mask: torch.Tensor
     position_ids: torch.Tensor
     attention_mask: torch.Tensor
+    position_targets: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         """Move every tensor (non-blocking where the device allows it)."""
         kw = {"non_blocking": True}
-        return Batch(*(getattr(self, f.name).to(device, **kw) for f in fields(self)))
+        moved = (getattr(self, f.name) for f in fields(self))
+        return Batch(*(t if t is None else t.to(device, **kw) for t in moved))
 
     @property
     def num_tokens(self) -> int:
@@ -131,22 +157,27 @@ def collate(examples: list[Example], vocab: Vocab) -> Batch:
     loss_mask = np.zeros((b, width), dtype=bool)
     positions = np.zeros((b, width), dtype=np.int64)
     attention = np.zeros((b, width), dtype=bool)
+    position_targets = np.zeros((b, width), dtype=np.int64)
     for i, (ex, seq) in enumerate(zip(examples, seqs)):
         t = len(seq) - 1
         tokens[i, :t] = seq[:-1]
         targets[i, :t] = seq[1:]
         # Targets from the last prompt token onwards are answer tokens or <eos>.
         loss_mask[i, len(ex.prompt) : t] = True
-        positions[i, :t] = ex.positions.as_array()[:-1]
+        ids = ex.positions.as_array()
+        positions[i, :t] = ids[:-1]
+        position_targets[i, :t] = ids[1:]
         attention[i, :t] = True
-    return Batch(*(torch.from_numpy(a) for a in (tokens, targets, loss_mask, positions, attention)))
+    arrays = (tokens, targets, loss_mask, positions, attention, position_targets)
+    return Batch(*(torch.from_numpy(a) for a in arrays))
 
 
 @dataclass
 class PromptBatch:
     """Left-padded prompts for generation, with the answers' IDs and positions right-padded.
 
-    answer_positions[:, j] is the position ID at which generated token j is fed back in;
+    answer_positions[:, j] is the position ID at which generated token j is fed back in (and
+    so the PPC position head's target when it predicts token j);
     answer_targets holds answer + <eos> (pad beyond), answer_mask marks real targets.
     """
 
@@ -188,8 +219,13 @@ def collate_prompts(examples: list[Example], vocab: Vocab) -> PromptBatch:
     return PromptBatch(*(torch.from_numpy(a) for a in arrays))
 
 
+def variant_task(label: str) -> str:
+    """The task name behind an evaluation label (`sparse_parity[k=3]` -> `sparse_parity`)."""
+    return label.split("[", 1)[0]
+
+
 def build_spec(entry: dict[str, Any], index: int = 0, markers: bool = False, marker_repeat: int = 1) -> TaskSpec:
-    """A TaskSpec from a config entry {task, lengths, weight, params, eval_params}; with markers,
+    """A TaskSpec from a config entry {task, lengths, weight, params, eval_params, eval_grid}; with markers,
     task number `index` of the mixture is wrapped in marker token <t{index}>."""
     task = make_task(entry["task"], entry.get("params"))
     lo, hi = entry["lengths"]
@@ -199,4 +235,8 @@ def build_spec(entry: dict[str, Any], index: int = 0, markers: bool = False, mar
     if eval_params:
         make_task(entry["task"], {**task.params(), **eval_params})  # validates the overrides
     marker = task_marker(index) if markers else None
-    return TaskSpec(task, (lo, hi), entry.get("weight", 1.0), eval_params, marker, marker_repeat)
+    spec = TaskSpec(task, (lo, hi), entry.get("weight", 1.0), eval_params, marker, marker_repeat,
+                    entry.get("eval_grid") or None)
+    for variant in spec.eval_variants():  # validates every grid combination
+        make_task(entry["task"], {**task.params(), **(variant.eval_params or {})})
+    return spec

@@ -3,6 +3,14 @@
 Answers come from the labels the tasks produced; the evaluator never recomputes them. Two
 scorers give the same exact match for a deterministic argmax: `teacher_forced` (one forward
 pass, the default) and `greedy` (batched decoding with the KV cache).
+
+A model with a PPC position head is scored by the PPC scorers instead, which also report
+`position_accuracy`: the fraction of answer tokens whose predicted position ID (the ID the
+token is fed back at) equals the data's; the <eos> ID is never fed back, so it is not counted.
+`greedy` decodes on the predicted IDs: the honest exact match, and the default mode for such
+models (see ExperimentConfig). `teacher_forced` gives the true prefix at the true IDs and counts
+an example exact only if every token and every fed-back ID is right; that never exceeds the
+greedy exact match (a wrong ID that happens not to change any token still counts as wrong).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import numpy as np
 import torch
 
 from .data import TaskSpec, collate, collate_prompts, eval_examples
-from .decoding import greedy_decode
+from .decoding import greedy_decode, ppc_greedy_decode
 from .model.transformer import Decoder
 from .positions import PolicySettings
 from .runtime import autocast
@@ -33,6 +41,8 @@ class EvalRow:
     n: int
     exact_match: float
     token_acc: float
+    # PPC models only (NaN otherwise, and then left out of eval.csv).
+    position_accuracy: float = float("nan")
 
     def as_dict(self) -> dict:
         """Field name -> value."""
@@ -65,14 +75,57 @@ def score_greedy(model: Decoder, examples: list[Example], vocab: Vocab, device, 
 
 SCORERS: dict[str, Callable[..., Scores]] = {"teacher_forced": score_teacher_forced, "greedy": score_greedy}
 
+# PPC scorers add the correct and the counted position IDs of answer tokens.
+PositionScores = tuple[np.ndarray, int, int, int, int]
+
+
+def has_position_head(model) -> bool:
+    """Whether the model has a PPC position head (and so is scored by the PPC scorers)."""
+    return getattr(model, "position_head", None) is not None
+
+
+def score_ppc_teacher_forced(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> PositionScores:
+    """Argmax token and ID at every answer position given the true prefix at the true IDs; an
+    example is exact only if all its tokens and all its fed-back IDs are right."""
+    batch = collate(examples, vocab).to(device)
+    with autocast(device, precision):
+        logits, position_logits = model(batch.tokens, batch.position_ids, return_positions=True)
+    hit = (logits.argmax(-1) == batch.targets) & batch.loss_mask
+    # IDs of answer tokens only: the <eos> target's ID is never fed back.
+    fed = batch.loss_mask & (batch.targets != vocab.eos_id)
+    position_hit = (position_logits.argmax(-1) == batch.position_targets) & fed
+    exact = ((hit | ~batch.loss_mask) & (position_hit | ~fed)).all(dim=1)
+    return exact.cpu().numpy(), int(hit.sum()), int(batch.loss_mask.sum()), int(position_hit.sum()), int(fed.sum())
+
+
+def score_ppc_greedy(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> PositionScores:
+    """Free-running PPC decoding on predicted IDs; tokens compared with answer + <eos>, IDs of
+    answer tokens with the data's."""
+    batch = collate_prompts(examples, vocab).to(device)
+    with autocast(device, precision):
+        generated, positions = ppc_greedy_decode(model, batch, batch.answer_targets.shape[1], vocab.eos_id,
+                                                 vocab.pad_id)
+    hit = (generated == batch.answer_targets) & batch.answer_mask
+    exact = (hit | ~batch.answer_mask).all(dim=1)
+    fed = batch.answer_mask & (batch.answer_targets != vocab.eos_id)
+    position_hit = (positions == batch.answer_positions) & fed
+    return (exact.cpu().numpy(), int(hit.sum()), int(batch.answer_mask.sum()), int(position_hit.sum()),
+            int(fed.sum()))
+
+
+PPC_SCORERS: dict[str, Callable[..., PositionScores]] = {"teacher_forced": score_ppc_teacher_forced,
+                                                         "greedy": score_ppc_greedy}
+
 
 def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int], eval_seed: int, policy: str,
                         settings: PolicySettings, n: int = 256) -> None:
     """Fail early, with the fix named, if an evaluation length needs IDs the encoding lacks."""
     encoding = model.encoding
-    if not encoding.bounded:
+    # A PPC position head has max_position outputs whatever the encoding, so it bounds IDs too.
+    head = has_position_head(model)
+    if not encoding.bounded and not head:
         return
-    for spec in specs:
+    for spec in (variant for s in specs for variant in s.eval_variants()):
         task = spec.eval_task
         usable = [n for n in lengths if n >= task.min_length and (task.max_length is None or n <= task.max_length)]
         if not usable:
@@ -80,11 +133,16 @@ def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int
         longest = max(usable)
         # The whole evaluation set: answer lengths vary (maze traces), so a sample could miss the top.
         top = max(int(ex.positions.as_array().max()) for ex in eval_examples(spec, longest, n, eval_seed, policy, settings))
-        if top >= encoding.max_position:
+        if encoding.bounded and top >= encoding.max_position:
             raise UserError(
-                f"evaluating {task.name} at length {longest} needs position ID {top}, but the {encoding.name} "
+                f"evaluating {spec.name} at length {longest} needs position ID {top}, but the {encoding.name} "
                 f"encoding has max_position {encoding.max_position}; raise positions.max_position or shorten "
                 "the evaluation lengths")
+        if head and top >= model.max_position:
+            raise UserError(
+                f"evaluating {spec.name} at length {longest} needs position ID {top}, but the PPC position head "
+                f"predicts IDs 0..{model.max_position - 1}; raise positions.max_position or shorten the "
+                "evaluation lengths")
 
 
 @torch.no_grad()
@@ -93,24 +151,29 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
              batch_size: int = 256, device=torch.device("cpu"), precision: str = "float32",
              step: int = 0, progress=None) -> list[EvalRow]:
     """Score every task at every length it can make; returns one EvalRow per (task, length)."""
-    scorer = SCORERS[mode]
+    ppc = has_position_head(model)
+    scorer = (PPC_SCORERS if ppc else SCORERS)[mode]
     was_training = model.training
     model.eval()
     rows = []
-    for spec in specs:
+    for spec in (variant for s in specs for variant in s.eval_variants()):
         task = spec.eval_task
         for length in lengths:
             hi = task.max_length
             if length < task.min_length or (hi is not None and length > hi):
                 continue
             examples = eval_examples(spec, length, n, eval_seed, policy, settings)
-            exact, correct, total = [], 0, 0
+            exact, correct, total, position_correct, position_total = [], 0, 0, 0, 0
             for start in range(0, n, batch_size):
-                e, c, t = scorer(model, examples[start : start + batch_size], vocab, device, precision)
+                e, c, t, *position = scorer(model, examples[start : start + batch_size], vocab, device, precision)
                 exact.append(e)
                 correct, total = correct + c, total + t
+                if position:
+                    position_correct, position_total = position_correct + position[0], position_total + position[1]
             exact_all = np.concatenate(exact)
-            rows.append(EvalRow(step, task.name, length, n, float(exact_all.mean()), correct / max(total, 1)))
+            position_accuracy = position_correct / position_total if ppc and position_total else float("nan")
+            rows.append(EvalRow(step, spec.name, length, n, float(exact_all.mean()), correct / max(total, 1),
+                                position_accuracy))
             if progress is not None:
                 progress(rows[-1])
     model.train(was_training)

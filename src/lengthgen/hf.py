@@ -75,6 +75,12 @@ def export_llama(model: Decoder, out_dir, vocab_size: int | None = None) -> Path
     Returns the output directory.
     """
     cfg = model.cfg
+    arch = getattr(cfg, "arch", "transformer")
+    if arch != "transformer":  # only the decoder has a Llama counterpart
+        raise UserError(f"cannot export model.arch {arch!r} to Llama; only the transformer architecture exports")
+    if getattr(model, "position_head", None) is not None:
+        # LlamaForCausalLM has no place for it; exporting without it would silently drop PPC.
+        raise UserError("cannot export a model with a PPC position head (model.position_head) to Llama")
     if cfg.encoding not in HF_ROPE:
         raise UserError(f"cannot export encoding {cfg.encoding!r} to Llama; supported: {', '.join(HF_ROPE)}")
     if cfg.norm != "rmsnorm" or cfg.mlp != "swiglu":

@@ -35,6 +35,10 @@ PolicyFn = Callable[[Example, np.random.Generator, PolicySettings], Positions]
 POLICIES = Registry("position policy")
 register_policy = POLICIES.register
 
+# The policies that give the task's coupled IDs: the only IDs a PPC position head is trained to
+# predict (model.position_head requires them for training and evaluation).
+COUPLED_POLICIES = ("coupled", "coupled_random_offset")
+
 
 def _slack(ex: Example, top: int, settings: PolicySettings) -> int:
     """How far IDs whose maximum is `top` can be shifted and stay below max_position."""

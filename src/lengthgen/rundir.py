@@ -5,7 +5,7 @@
   vocab.json        the vocabulary the model was trained with
   metrics.jsonl     one JSON object per logged step
   tb/               TensorBoard events
-  eval.csv          step, task, length, n, exact_match, token_acc
+  eval.csv          step, task, length, n, exact_match, token_acc (+ position_accuracy for PPC models)
   eval.png          exact match vs length at the latest evaluated step
   done.json         present once training and the final evaluation finished
   checkpoints/step_XXXXXXX/  model.safetensors, trainer.pt, state.json
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import shutil
@@ -33,6 +34,9 @@ from .errors import UserError
 from .evaluate import EvalRow
 
 EVAL_COLUMNS = ["step", "task", "length", "n", "exact_match", "token_acc"]
+# Written only when some row has a value (PPC models), so other runs' eval.csv is unchanged and
+# files without them still read (as NaN).
+OPTIONAL_EVAL_COLUMNS = ["position_accuracy"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -148,7 +152,8 @@ class RunDir:
             return []
         with open(path, newline="") as handle:
             return [EvalRow(int(r["step"]), r["task"], int(r["length"]), int(r["n"]), float(r["exact_match"]),
-                            float(r["token_acc"])) for r in csv.DictReader(handle)]
+                            float(r["token_acc"]), *(float(r.get(c) or "nan") for c in OPTIONAL_EVAL_COLUMNS))
+                    for r in csv.DictReader(handle)]
 
     def append_eval(self, rows: list[EvalRow]) -> None:
         """Add rows to eval.csv (rewritten whole, atomically)."""
@@ -156,8 +161,10 @@ class RunDir:
 
     def write_eval(self, rows: list[EvalRow]) -> None:
         """Replace eval.csv with these rows."""
-        lines = [",".join(EVAL_COLUMNS)]
-        lines += [",".join(str(getattr(r, c)) for c in EVAL_COLUMNS) for r in rows]
+        optional = [c for c in OPTIONAL_EVAL_COLUMNS if any(not math.isnan(getattr(r, c)) for r in rows)]
+        columns = EVAL_COLUMNS + optional
+        lines = [",".join(columns)]
+        lines += [",".join(str(getattr(r, c)) for c in columns) for r in rows]
         atomic_write_text(self.path / "eval.csv", "\n".join(lines) + "\n")
 
     def truncate_after(self, step: int) -> None:

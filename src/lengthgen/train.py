@@ -79,6 +79,22 @@ def answer_loss(model, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(logits.float(), batch.targets[batch.loss_mask])
 
 
+def ppc_loss(model, batch: Batch, weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Predictive Position Coupling loss: (total, token CE, position-ID CE).
+
+    Both cross entropies are means over the same answer and <eos> targets; total = token +
+    weight * position. Teacher forcing on both streams: the inputs sit at the data's IDs and the
+    position head's target is the next token's ID (batch.position_targets). With weight 0 the
+    total equals `answer_loss` exactly.
+    """
+    if batch.position_targets is None:
+        raise ValueError("ppc_loss needs batch.position_targets (build the batch with collate)")
+    logits, position_logits = model(batch.tokens, batch.position_ids, select=batch.loss_mask, return_positions=True)
+    token = F.cross_entropy(logits.float(), batch.targets[batch.loss_mask])
+    position = F.cross_entropy(position_logits.float(), batch.position_targets[batch.loss_mask])
+    return token + weight * position, token, position
+
+
 class Trainer:
     """Trains one experiment into one run directory (resumable)."""
 
@@ -89,6 +105,8 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(exp.model, self.cfg.train, exp.device)
         self.mixture = exp.mixture()
         self.step_fn = torch.compile(exp.model, dynamic=True) if self.cfg.train.compile else exp.model
+        # PPC: train the position head too and log its loss beside the token loss.
+        self.ppc = getattr(exp.model, "position_head", None) is not None
         self.start_step = 0
         self.writer = None
 
@@ -129,6 +147,8 @@ class Trainer:
         if self.writer is not None:
             for row in rows:
                 self.writer.add_scalar(f"eval/{row.task}/{row.length}", row.exact_match, step)
+                if not math.isnan(row.position_accuracy):
+                    self.writer.add_scalar(f"eval_position/{row.task}/{row.length}", row.position_accuracy, step)
         return rows
 
     def checkpoint(self, step: int) -> None:
@@ -143,16 +163,25 @@ class Trainer:
         bar = tqdm(total=tc.steps, initial=self.start_step, disable=self.quiet, dynamic_ncols=True,
                    mininterval=1.0, desc=self.cfg.name)
         tokens, losses, tick = 0, [], time.perf_counter()
+        parts: list[list[float]] = []  # PPC: (token loss, position loss) per step
         for step in range(self.start_step, tc.steps):
             batch = self._batch(step)
             with autocast(self.exp.device, self.exp.precision):
-                loss = answer_loss(self.step_fn, batch)
+                if self.ppc:
+                    loss, token_loss, position_loss = ppc_loss(self.step_fn, batch, tc.position_loss_weight)
+                else:
+                    loss = answer_loss(self.step_fn, batch)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
-            value = loss.item()
+            if self.ppc:
+                # One device sync for all three numbers.
+                value, *split = torch.stack([loss, token_loss, position_loss]).detach().tolist()
+                parts.append(split)
+            else:
+                value = loss.item()
             if not math.isfinite(value):
                 raise UserError(f"loss became non-finite ({value}) at step {step + 1}; the last checkpoint is kept")
             losses.append(value)
@@ -162,9 +191,12 @@ class Trainer:
                 elapsed = time.perf_counter() - tick
                 record = {"step": done, "loss": sum(losses) / len(losses), "lr": self.scheduler.get_last_lr()[0],
                           "grad_norm": float(grad_norm), "tokens_per_s": tokens / max(elapsed, 1e-9)}
+                if self.ppc:  # `loss` above is the total that is optimized
+                    record["token_loss"] = sum(p[0] for p in parts) / len(parts)
+                    record["position_loss"] = sum(p[1] for p in parts) / len(parts)
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                tokens, losses, tick = 0, [], time.perf_counter()
+                tokens, losses, parts, tick = 0, [], [], time.perf_counter()
             bar.update(1)
             if tc.eval_every and done % tc.eval_every == 0 and done != tc.steps:
                 self.evaluate(done)

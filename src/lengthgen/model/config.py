@@ -8,7 +8,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class ModelConfig(BaseModel):
-    """Llama-style decoder by default (RMSNorm, SwiGLU, no biases)."""
+    """Llama-style decoder by default (RMSNorm, SwiGLU, no biases).
+
+    `arch` picks the model class from `model.architectures.ARCHITECTURES`. The knobs from
+    `layers` to `init_std` configure the "transformer"; `tuple_size`, `window` and `hidden`
+    configure the "sparse_attention" idealized model (which also uses `d_model` as its
+    embedding and value width and ignores the rest, position encoding included).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,12 +31,31 @@ class ModelConfig(BaseModel):
     tie_embeddings: bool = False
     attention: Literal["auto", "sdpa", "math"] = "auto"
     init_std: float = 0.02
+    # Predictive Position Coupling (PPC, PAPERS.md A5): a second linear head on the final normed
+    # hidden state predicts the position ID of the next token (logits over 0..max_position-1).
+    # Off by default; only the transformer has it. Needs a coupled position policy.
+    position_head: bool = False
+    # Which model class to build; validated against the architecture registry.
+    arch: str = "transformer"
+    # sparse_attention: k, the number of positions in every attended tuple.
+    tuple_size: int = 2
+    # sparse_attention: L_local, a tuple's span (last minus first position) is < window.
+    window: int = 8
+    # sparse_attention: hidden width of the score and value MLPs and rank of the query match.
+    hidden: int = 64
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
         from .encodings import ENCODINGS  # deferred: encodings import this module
         from ..errors import choices_error
+        from .architectures import ARCHITECTURES  # deferred: the models import this module
 
+        model_cls = ARCHITECTURES.lookup(self.arch)  # UserError naming the valid architectures
+        own_check = getattr(model_cls, "check_config", None)
+        if own_check is not None:
+            # An architecture with its own rules; the transformer checks below do not apply to it.
+            own_check(self)
+            return self
         if self.encoding not in ENCODINGS:
             raise choices_error("encoding", self.encoding, ENCODINGS)
         for name in ("layers", "heads", "d_model", "d_ff"):

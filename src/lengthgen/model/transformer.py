@@ -1,6 +1,8 @@
 """A Llama-style decoder that takes explicit position IDs and exposes hook points.
 
 forward(tokens, position_ids, attention_mask=None, cache=None, hooks=None) -> logits.
+A model built with `position_head` (PPC) also gives next-token position-ID logits:
+forward(..., return_positions=True) -> (logits, position_logits).
 attention_mask is [B, S] with S = cached + new tokens (True = real token); with a KV cache the
 model appends the new keys and values. Left padding is supported: a padding query attends to
 itself only, so no row of the softmax is empty.
@@ -171,6 +173,13 @@ class Decoder(nn.Module):
         self.apply(self._init)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
+        # PPC: logits over position IDs 0..max_position-1 for the next token. Built after the
+        # rest is initialised, so every other weight starts exactly as in the same model
+        # without the head (a controlled PC-vs-PPC comparison).
+        self.position_head = None
+        if cfg.position_head:
+            self.position_head = nn.Linear(cfg.d_model, max_position, bias=False)
+            nn.init.normal_(self.position_head.weight, std=cfg.init_std)
 
     def _init(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)) and module.weight.dim() == 2:
@@ -195,11 +204,15 @@ class Decoder(nn.Module):
         return mask[:, None]
 
     def forward(self, tokens, position_ids, attention_mask=None, cache: KVCache | None = None,
-                hooks: Hooks | None = None, select: torch.Tensor | None = None) -> torch.Tensor:
+                hooks: Hooks | None = None, select: torch.Tensor | None = None,
+                return_positions: bool = False):
         """Logits [B, T, vocab] for tokens [B, T] at the given position IDs [B, T].
 
         select: optional bool [B, T]; then only those positions go through the LM head and the
         result is [N, vocab] (training needs logits at answer positions only).
+        return_positions: return (token_logits, position_logits) instead, the second [B, T,
+        max_position] (or [N, max_position] with select) from the PPC position head; needs a
+        model built with `position_head`. Without it the position head is never computed.
         """
         if cache is not None and not cache.keys:
             cache.keys = [None] * len(self.blocks)
@@ -223,7 +236,12 @@ class Decoder(nn.Module):
             x = block(x, self.encoding, shared, cache, hooks)
         if select is not None:
             x = x[select]
-        return self.lm_head(self.norm(x))
+        h = self.norm(x)
+        if not return_positions:
+            return self.lm_head(h)
+        if self.position_head is None:
+            raise ValueError("return_positions=True needs a model built with model.position_head: true")
+        return self.lm_head(h), self.position_head(h)
 
     def num_parameters(self) -> int:
         """Trainable parameters (tied weights counted once)."""

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import UserError
-from .base import Task, register_task
+from .base import Positions, Task, register_task
 
 
 def _draw_numbers(rng: np.random.Generator, n: int, digits: np.ndarray) -> list[int]:
@@ -53,14 +53,19 @@ class _OperandTask(Task):
         """Answer string for operands a, b whose longer one has `width` digits."""
         raise NotImplementedError
 
+    def operand_strings(self, a: int, b: int, width: int) -> tuple[str, str]:
+        """How a and b are written in the prompt: reversed, unpadded (subclasses may pad)."""
+        return str(a)[::-1], str(b)[::-1]
+
     def generate(self, rng: np.random.Generator, n: int, length: int):
         """n (prompt, answer, meta) triples; see `digit_counts` for what `length` means."""
         first, second = self.digit_counts(rng, n, length)
         a_values = _draw_numbers(rng, n, first)
         b_values = _draw_numbers(rng, n, second)
         for a, b in zip(a_values, b_values):
-            prompt = f"{str(a)[::-1]}{self.operator}{str(b)[::-1]}="
             width = max(len(str(a)), len(str(b)))
+            a_text, b_text = self.operand_strings(a, b, width)
+            prompt = f"{a_text}{self.operator}{b_text}="
             yield tuple(prompt), tuple(self.answer(a, b, width)), {"a": a, "b": b}
 
 
@@ -71,10 +76,43 @@ class _TwoOperandTask(_OperandTask):
     operand_digits: 'mixed' (training default): one operand has exactly `length` digits and the
     other a uniform 1..length, in random order, so operand lengths vary independently;
     'equal': both have exactly `length` digits (the test protocol, applied at evaluation).
+    pad_operands (default False): zero-pad the shorter operand to the longer one's digits, on
+    its most-significant end (the right, since digits are reversed): `9874+3650=` for
+    4789+563, as in Cho et al. 2024. Only prompts change; answers keep their format
+    (copy_first_op copies the operand as written, padding included).
+
+    Coupled IDs (position coupling, PAPERS.md A4; [ours] for the operator and the answer's
+    last token), defined by significance so they work with and without padding: digit i
+    (least significant = 0) of a and of b get ID i+1; the operator gets ID digits(a)+1 (it
+    ends operand a, one place past its last digit); answer token j stands for significance j
+    (for reverse_sub the trailing `-` is significance width+1), and, as in copy, the token
+    that predicts it sits at ID j+1: `=` at ID 1, answer token j at ID j+2 for all but the
+    last; the last answer token (which predicts <eos>) gets ID len(answer)+1 and <eos>
+    len(answer)+2. The carry digit (significance = width) is predicted from ID width+1, one
+    past the operands' digits. Example (unpadded) `9874+365=` -> `25350`: IDs 1 2 3 4 5 1 2 3
+    1 | answer 2 3 4 5 6 | <eos> 7.
     """
 
     operand_digits: Literal["mixed", "equal"] = "mixed"
+    pad_operands: bool = False
     eval_overrides = {"operand_digits": "equal"}
+
+    def operand_strings(self, a: int, b: int, width: int) -> tuple[str, str]:
+        """Reversed operands, zero-padded to `width` digits when pad_operands is set."""
+        pad = width if self.pad_operands else 0
+        return reversed_digits(a, pad), reversed_digits(b, pad)
+
+    def coupled_positions(self, prompt, answer):
+        """Digits of equal significance share an ID; see the class docstring."""
+        if prompt.count(self.operator) != 1 or prompt[-1:] != ("=",):
+            raise UserError(
+                f"task {self.name!r}: coupled IDs need a prompt 'a{self.operator}b=', got {''.join(prompt)!r}"
+            )
+        a_digits = prompt.index(self.operator)
+        b_digits = len(prompt) - a_digits - 2  # minus the operator and the final '='
+        prompt_ids = (*range(1, a_digits + 2), *range(1, b_digits + 1), 1)
+        n = len(answer)
+        return Positions(0, tuple(prompt_ids), tuple(range(2, n + 2)), n + 2)
 
     def digit_counts(self, rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """'equal': both `length`; 'mixed': one `length`, the other U[1, length], random order."""
@@ -163,8 +201,8 @@ class CopyFirstOp(_TwoOperandTask):
     description = "copy the first operand of an addition prompt (control auxiliary)"
 
     def answer(self, a, b, width):
-        """a reversed, without padding."""
-        return str(a)[::-1]
+        """a reversed, as written in the prompt (zero-padded to width when pad_operands)."""
+        return reversed_digits(a, width if self.pad_operands else 0)
 
 
 @register_task

@@ -1,0 +1,113 @@
+"""Paper A preset checks against hand-made results tables: each verdict is reachable and follows its rule."""
+
+import pandas as pd
+import pytest
+
+from lengthgen.presets.sparsity import (FOUR_X, K_KEY, L_TRAIN, LOCALITY_POINTS, METHOD_POINTS, PPC, TASK_POINTS,
+                                        check_coupling, check_locality, check_ppc, check_sparsity, sparsity_table)
+
+
+def results(points: list[tuple[dict, int, str, dict[int, float]]]) -> pd.DataFrame:
+    """A results table: (grid point, seed, task label, {length: exact match}) at one final step."""
+    keys = list(dict.fromkeys(k for point, *_ in points for k in point))
+    rows = []
+    for point, seed, task, scores in points:
+        run = ",".join(f"{k}={v}" for k, v in point.items()) + f"__seed{seed}"
+        for length, value in scores.items():
+            rows.append({**{k: point.get(k, float("nan")) for k in keys}, "seed": seed, "run": run, "status": "done",
+                         "step": 10, "task": task, "length": length, "n": 64, "exact_match": value,
+                         "token_acc": value, "train_max": L_TRAIN})
+    return pd.DataFrame(rows)
+
+
+def sparsity_results(at_4x_by_k: dict[int, list[float]], fit: float = 1.0) -> pd.DataFrame:
+    """K_train -> accuracy at 4x for k = 1..K_train (one seed per K_train)."""
+    points = []
+    for k_train, accs in at_4x_by_k.items():
+        for k, acc in enumerate(accs, start=1):
+            points.append(({K_KEY: k_train}, 0, f"sparse_parity[k={k}]", {L_TRAIN: fit, FOUR_X: acc}))
+    return pd.DataFrame(results(points))
+
+
+def test_sparsity_passes_when_accuracy_falls_with_k_and_fails_when_it_does_not():
+    falling = {4: [1.0, 0.9, 0.7, 0.6], 6: [1.0, 1.0, 0.8, 0.7, 0.6, 0.5], 8: [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5]}
+    verdict = check_sparsity(sparsity_results(falling))
+    assert verdict.status == "PASS" and verdict.numbers["decreases"].all()
+    assert verdict.numbers.loc[0, f"acc_at_{FOUR_X}_by_k"] == "1: 1.00, 2: 0.90, 3: 0.70, 4: 0.60"
+    flat = {k: [1.0 - 0.01 * (i % 2) for i in range(k)] for k in (4, 6, 8)}
+    assert check_sparsity(sparsity_results(flat)).status == "FAIL"
+    rising = {k: [0.5 + 0.05 * i for i in range(k)] for k in (4, 6, 8)}
+    assert check_sparsity(sparsity_results(rising)).status == "FAIL"
+
+
+def test_sparsity_reports_unfitted_runs_and_is_inconclusive_without_three_fitted():
+    falling = {4: [1.0, 0.9, 0.7, 0.6], 6: [1.0, 1.0, 0.8, 0.7, 0.6, 0.5]}
+    verdict = check_sparsity(sparsity_results(falling, fit=0.6))
+    assert verdict.status == "INCONCLUSIVE"
+    assert len(verdict.numbers) == 2 and not verdict.numbers["fitted"].any()  # listed, not dropped
+    assert sparsity_table(sparsity_results(falling)).shape[0] == 2
+
+
+def locality_results(local: float, nonlocal_: float, coupled: float, fit: float = 1.0) -> pd.DataFrame:
+    values = {"local": local, "nonlocal": nonlocal_, "nonlocal+coupling": coupled,
+              "idealized local": 1.0, "idealized nonlocal": 0.5}
+    points = [(LOCALITY_POINTS[name], seed, "offset_parity", {10: fit, L_TRAIN: fit, FOUR_X: value - 0.1 * seed})
+              for name, value in values.items() for seed in (0, 1)]
+    return results(points)
+
+
+@pytest.mark.parametrize("local,nonlocal_,coupled,fit,verdict", [
+    (1.0, 0.5, 1.0, 1.0, "PASS"),
+    (1.0, 0.9, 1.0, 1.0, "FAIL"),   # the non-local one generalized too
+    (1.0, 0.5, 0.6, 1.0, "FAIL"),   # coupling did not fix it
+    (0.6, 0.5, 1.0, 1.0, "FAIL"),   # the local one did not generalize
+    (1.0, 0.5, 1.0, 0.7, "INCONCLUSIVE"),  # nothing fitted in distribution
+])
+def test_locality_rule(local, nonlocal_, coupled, fit, verdict):
+    result = check_locality(locality_results(local, nonlocal_, coupled, fit))
+    assert result.status == verdict
+    table = result.numbers.set_index("variant")
+    assert set(table.index) == set(LOCALITY_POINTS)
+    assert table.loc["local", "at_4x_best"] == pytest.approx(local)
+    assert table.loc["local", "at_4x_mean"] == pytest.approx(local - 0.05)
+
+
+def method_results(scores: dict[tuple[str, str], float], tasks: dict[str, dict], methods: dict[str, dict],
+                   train_max: dict[str, int], fit: float = 1.0) -> pd.DataFrame:
+    points = []
+    for (task, method), value in scores.items():
+        top = train_max[task]
+        for seed in (0, 1):
+            lengths = {n: fit for n in range(1, top + 1)} | {2 * top: value - 0.2 * seed, 4 * top: value - 0.2 * seed}
+            points.append(({**tasks[task], **methods[method]}, seed, task, lengths))
+    return results(points)
+
+
+def test_coupling_rule():
+    def table(coupled: float, plain: float, fit: float = 1.0):
+        scores = {(t, m): (coupled if m == "coupling" else plain) for t in TASK_POINTS for m in METHOD_POINTS}
+        return method_results(scores, TASK_POINTS, METHOD_POINTS, {t: 10 for t in TASK_POINTS}, fit)
+
+    passed = check_coupling(table(0.95, 0.1))
+    assert passed.status == "PASS"
+    assert set(passed.numbers["method"]) == set(METHOD_POINTS) and set(passed.numbers["task"]) == set(TASK_POINTS)
+    assert check_coupling(table(0.35, 0.1)).status == "FAIL"
+    assert check_coupling(table(0.95, 0.1, fit=0.5)).status == "INCONCLUSIVE"
+
+
+def test_ppc_rule():
+    tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
+             "variable_assignment": {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": "[1, 8]"}}  # as collect() writes lists
+    methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
+               "rope": METHOD_POINTS["rope"]}
+    train_max = {"copy": 10, "reverse": 10, "variable_assignment": 8}
+
+    def table(ppc_copy: float, ppc_va: float):
+        scores = {("copy", "coupling"): 0.9, ("copy", "ppc"): ppc_copy, ("reverse", "coupling"): 0.9,
+                  ("reverse", "ppc"): ppc_copy, ("variable_assignment", "ppc"): ppc_va,
+                  ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
+        return method_results(scores, tasks, methods, train_max)
+
+    assert check_ppc(table(0.85, 0.9)).status == "PASS"
+    assert check_ppc(table(0.5, 0.9)).status == "FAIL"   # PPC falls behind coupling
+    assert check_ppc(table(0.9, 0.3)).status == "FAIL"   # PPC does not beat plain encodings on assignment
