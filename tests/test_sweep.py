@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,6 +95,46 @@ def test_killed_sweep_completes_only_the_missing_runs(finished, tmp_path):
     results = run_sweep(load_spec(spec), tmp_path / "tiny", workers=2, threads=1, quiet=True)
     assert {r.name for r in results} == {f"encoding={e}__seed{s}" for e in ("nope", "rope") for s in (0, 1)} - done_before
     assert mtimes == {name: (runs / name / "done.json").stat().st_mtime_ns for name in done_before}
+    write_report(tmp_path / "tiny")
+    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
+
+
+def _live_members(group: int, within: float) -> list[str]:
+    """Processes of a process group still running (not zombies) after waiting up to `within` s."""
+    deadline = time.time() + within
+    while True:
+        live = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                live.append(stat.parent.name)
+        if not live or time.time() > deadline:
+            return live
+        time.sleep(0.1)
+
+
+def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(finished, tmp_path):
+    path, _ = finished
+    spec = spec_file(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", "sweep", str(spec), "--dir", str(tmp_path),
+                             "--workers", "1"], start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "tiny" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    started = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "resume" in err
+    assert time.time() - started < 30  # it did not wait for the queued runs
+    assert len(list(runs.glob("*/done.json"))) < 4
+    assert not _live_members(proc.pid, within=10)  # no worker of that sweep trains on
+    results = run_sweep(load_spec(spec), tmp_path / "tiny", workers=2, threads=1, quiet=True)
+    assert all(r.status == "done" for r in results) and len(list(runs.glob("*/done.json"))) == 4
     write_report(tmp_path / "tiny")
     pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
 

@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; run the same command again to resume from the last checkpoints", file=sys.stderr)
         return 130
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import time
 import traceback
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, as_completed
@@ -71,19 +72,44 @@ EXECUTORS = Registry("executor")
 register_executor = EXECUTORS.register
 
 
+def _ignore_interrupt() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group, and only the parent acts on it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @register_executor("local")
 def run_local(jobs: list[Job], workers: int, address: str | None = None) -> Iterator[JobResult]:
-    """Worker processes on this machine (spawned, so each sets its own thread count)."""
+    """Worker processes on this machine (spawned, so each sets its own thread count).
+
+    If the sweep stops early (Ctrl-C, an error, the caller stops reading), queued runs are
+    cancelled and running ones stopped at once; each resumes from its last checkpoint when the
+    sweep is run again. Waiting for them instead would make Ctrl-C wait for the whole sweep.
+    """
     if address:
         raise UserError("--address is only for the ray executor")
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_ignore_interrupt)
+    finished = False
+    try:
         futures = {pool.submit(execute_job, job): job for job in jobs}
         for future in as_completed(futures):
             try:
                 yield future.result()
             except BrokenExecutor as err:  # a worker was killed (out of memory, signal): record it, go on
                 yield JobResult(futures[future].name, "failed", 0.0, f"worker process died: {err}")
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            # The pool has no public handle on its processes; without terminating them, running
+            # jobs would train on after the sweep was stopped.
+            processes = list((pool._processes or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=30)
 
 
 @register_executor("ray")
