@@ -46,15 +46,16 @@ def check_example(ex, queries=0, values=string.digits):
     assert len(asked) == (queries or ex.length) == ex.meta["num_queries"]
     resolved = [resolve(statements, q, values) for q in asked]
     assert "".join(ex.answer) == "".join(v for v, _, _ in resolved)
-    # Coupled IDs: prompt index p has consecutive ID p + 1 (<bos> is 0). The token predicting
-    # answer j is the final '=' for j = 0, else answer j - 1; it sits at the ID of the value read.
+    # Coupled IDs: prompt index p has consecutive ID p + 1 (<bos> is 0), the final '=' included,
+    # so no answer-dependent ID sits in the prompt. Answer token j - 1 predicts answer j (j >= 1,
+    # 0-based) and sits at the ID of the value answer j reads.
     ids = ex.coupled
-    assert ids.bos == 0 and list(ids.prompt[:-1]) == list(range(1, len(prompt)))
-    predictors = [ids.prompt[-1], *ids.answer[:-1]]
+    assert ids.bos == 0 and list(ids.prompt) == list(range(1, len(prompt) + 1))
     for j, (_, at, _) in enumerate(resolved):
-        assert predictors[j] == at + 1
         assert ex.prompt[at] == ex.answer[j]
-    assert ids.answer[-1] == len(prompt) and ids.eos == len(prompt) + 1
+        if j >= 1:
+            assert ids.answer[j - 1] == at + 1
+    assert ids.answer[-1] == len(prompt) + 1 and ids.eos == len(prompt) + 2
     return resolved
 
 
@@ -85,7 +86,7 @@ def test_worked_example_layout():
     # Hand check of the coupling on the docstring's example `a=3;c=7;b=1;?cab=` -> `731`.
     task = make_task(NAME)
     ids = task.coupled_positions(tuple("a=3;c=7;b=1;?cab="), tuple("731"))
-    assert ids.prompt[-1] == 7 and ids.answer == (3, 11, 17) and ids.eos == 18
+    assert ids.prompt == tuple(range(1, 18)) and ids.answer == (3, 11, 18) and ids.eos == 19
 
 
 @pytest.mark.parametrize("seed", SEEDS)

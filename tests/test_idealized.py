@@ -288,3 +288,38 @@ def test_greedy_decoding_matches_teacher_forced_argmax(trained_sparse):
         full = model(tb.tokens, tb.position_ids)
         picked = model(tb.tokens, tb.position_ids, select=tb.loss_mask)
     torch.testing.assert_close(picked, full[tb.loss_mask])
+
+
+def test_cacheless_greedy_decoding_scores_only_the_last_position():
+    """Without a KV cache the prefix is recomputed each step; only its last query is scored (select),
+    and the tokens equal those of decoding on full-prefix logits."""
+    from lengthgen.data import PromptBatch
+
+    model = make_model(seed=3)
+    calls = []
+
+    class Spy(torch.nn.Module):
+        supports_cache = False
+
+        def forward(self, tokens, position_ids, attention_mask=None, cache=None, select=None):
+            calls.append(select)
+            return model(tokens, position_ids, attention_mask, cache=cache, select=select)
+
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(3, VOCAB, (3, 7), generator=gen)
+    attention = torch.ones(3, 7, dtype=torch.bool)
+    attention[0, :2] = False  # left padding
+    batch = PromptBatch(tokens, torch.arange(7).expand(3, 7), attention, torch.zeros(3, 5, dtype=torch.long),
+                        torch.arange(7, 12).expand(3, 5), torch.ones(3, 5, dtype=torch.bool))
+    # eos_id outside the vocabulary: no row stops, so every step is a plain argmax.
+    generated = greedy_decode(Spy(), batch, 5, eos_id=VOCAB + 1, pad_id=1)
+    assert len(calls) == 5
+    for select in calls:  # one selected position per row: the last one
+        assert select is not None and select.sum(1).tolist() == [1, 1, 1] and select[:, -1].all()
+    # Reference: argmax of the full-prefix logits at the last position, step by step.
+    seq, mask = tokens, attention
+    for j in range(5):
+        with torch.no_grad():
+            step = model(seq, None, mask)[:, -1].argmax(-1)
+        assert step.tolist() == generated[:, j].tolist()
+        seq, mask = torch.cat([seq, step[:, None]], 1), torch.cat([mask, torch.ones(3, 1, dtype=torch.bool)], 1)

@@ -111,3 +111,26 @@ def test_ppc_rule():
     assert check_ppc(table(0.85, 0.9)).status == "PASS"
     assert check_ppc(table(0.5, 0.9)).status == "FAIL"   # PPC falls behind coupling
     assert check_ppc(table(0.9, 0.3)).status == "FAIL"   # PPC does not beat plain encodings on assignment
+
+
+def test_sparsity_does_not_count_a_noise_dip_as_a_fall():
+    # Every k generalizes; one small dip at the largest k gives a rank correlation <= -0.5, but the
+    # accuracy barely falls, which is not the claim.
+    dip = {4: [1.0, 1.0, 1.0, 0.94], 6: [1.0, 1.0, 1.0, 1.0, 1.0, 0.95], 8: [1.0] * 7 + [0.9]}
+    verdict = check_sparsity(sparsity_results(dip))
+    assert (verdict.numbers["rho_k_vs_acc"] <= -0.5).all()
+    assert verdict.status == "FAIL" and not verdict.numbers["decreases"].any()
+    assert verdict.numbers.loc[0, "drop"] == pytest.approx(0.06)
+
+
+def test_ppc_match_is_inconclusive_when_coupling_itself_does_not_generalize():
+    tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
+             "variable_assignment": {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": "[1, 8]"}}
+    methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
+               "rope": METHOD_POINTS["rope"]}
+    # Coupling and PPC both fail at 2x/4x on copy and reverse: "PPC matches coupling" holds only vacuously.
+    scores = {("copy", "coupling"): 0.3, ("copy", "ppc"): 0.3, ("reverse", "coupling"): 0.3,
+              ("reverse", "ppc"): 0.3, ("variable_assignment", "ppc"): 0.9,
+              ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
+    table = method_results(scores, tasks, methods, {"copy": 10, "reverse": 10, "variable_assignment": 8})
+    assert check_ppc(table).status == "INCONCLUSIVE"

@@ -8,6 +8,17 @@ from .data import PromptBatch
 from .model.transformer import Decoder, KVCache
 
 
+def _last_logits(model, tokens, position_ids, attention, cache: KVCache | None) -> torch.Tensor:
+    """Logits [B, vocab] at the last position. Without a cache the whole prefix is fed and only its
+    last position is scored (`select`), so a cacheless model (the idealized one, whose attention
+    costs O(T^2) over all queries) does not score every query of the prefix at every step."""
+    if cache is not None:
+        return model(tokens, position_ids, attention, cache=cache)[:, -1]
+    last = torch.zeros_like(attention, dtype=torch.bool)
+    last[:, -1] = True  # left-padded prompts, generated tokens appended: the last column is real
+    return model(tokens, position_ids, attention, select=last)
+
+
 @torch.no_grad()
 def greedy_decode(model: Decoder, batch: PromptBatch, max_new_tokens: int, eos_id: int, pad_id: int) -> torch.Tensor:
     """Generate up to max_new_tokens per prompt; after <eos> a row is filled with pad.
@@ -19,8 +30,7 @@ def greedy_decode(model: Decoder, batch: PromptBatch, max_new_tokens: int, eos_i
     use_cache = getattr(model, "supports_cache", True)
     cache = KVCache() if use_cache else None
     attention, seq_tokens, seq_ids = batch.attention_mask, batch.tokens, batch.position_ids
-    logits = model(batch.tokens, batch.position_ids, attention, cache=cache)
-    token = logits[:, -1].argmax(-1)
+    token = _last_logits(model, batch.tokens, batch.position_ids, attention, cache).argmax(-1)
     done = token == eos_id
     out = [token]
     ones = torch.ones_like(attention[:, :1])
@@ -29,12 +39,12 @@ def greedy_decode(model: Decoder, batch: PromptBatch, max_new_tokens: int, eos_i
             break
         attention = torch.cat([attention, ones], dim=1)
         if use_cache:
-            logits = model(token[:, None], batch.answer_positions[:, j - 1 : j], attention, cache=cache)
+            logits = _last_logits(model, token[:, None], batch.answer_positions[:, j - 1 : j], attention, cache)
         else:
             seq_tokens = torch.cat([seq_tokens, token[:, None]], dim=1)
             seq_ids = torch.cat([seq_ids, batch.answer_positions[:, j - 1 : j]], dim=1)
-            logits = model(seq_tokens, seq_ids, attention)
-        token = logits[:, -1].argmax(-1).masked_fill(done, pad_id)
+            logits = _last_logits(model, seq_tokens, seq_ids, attention, None)
+        token = logits.argmax(-1).masked_fill(done, pad_id)
         done = done | (token == eos_id)
         out.append(token)
     generated = torch.stack(out, dim=1)

@@ -46,11 +46,13 @@ class VariableAssignment(Task):
                 hops (the referenced one is uniform among those); otherwise it assigns a value
     meta: {"num_queries": q, "depths": chain length of each queried variable (hops > 1 only)}.
 
-    Coupled IDs (input-dependent; the convention of copy): prompt tokens have IDs 1, 2, ... in
-    order, except the final `=`; the token that predicts answer j (the final `=` for the first
-    answer, answer j-1 otherwise) sits at the ID of the value token that answer j reads (for a
-    chain, the value at its end); the last answer token, which predicts <eos>, gets ID P = the
-    prompt length (one past the largest ID kept by the prompt) and <eos> gets P + 1.
+    Coupled IDs (input-dependent; copy's convention from the second answer on): prompt tokens,
+    the final `=` included, have IDs 1, 2, ..., P in order; answer token j-1, which predicts
+    answer j (j >= 2), sits at the ID of the value token that answer j reads (for a chain, the
+    value at its end); the last answer token, which predicts <eos>, gets ID P + 1 and <eos>
+    P + 2. [ours] The `=` keeps its own consecutive ID instead of the first value's ID: the
+    prompt is given at test time, so an answer-dependent ID there would hand PPC one ground-truth
+    ID per example; the first answer is read by content, every later ID must be predicted.
     """
 
     name = "variable_assignment"
@@ -138,7 +140,8 @@ class VariableAssignment(Task):
         return [source[name] for name in prompt[query_at + 1 : -1]]
 
     def coupled_positions(self, prompt, answer):
-        """See the class docstring: each predictor sits at the ID of the value it outputs."""
+        """See the class docstring: the prompt is consecutive; each answer token sits at the ID
+        of the value the next answer reads."""
         p = len(prompt)
         reads = self.value_ids(prompt)
-        return Positions(0, tuple(range(1, p)) + (reads[0],), tuple(reads[1:]) + (p,), p + 1)
+        return Positions(0, tuple(range(1, p + 1)), tuple(reads[1:]) + (p + 1,), p + 2)
