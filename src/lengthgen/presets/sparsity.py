@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import Preset, Verdict, band_scores, best_over_seeds, register_preset
+from . import Preset, Verdict, best_over_seeds, register_preset
 
 FIT = 0.9  # best-seed (or per-run) in-distribution score that counts as "fitted"
 L_TRAIN = 20  # sparse tasks: longest training length (PAPERS.md A1)

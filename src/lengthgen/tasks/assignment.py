@@ -93,15 +93,9 @@ class VariableAssignment(Task):
         if not 0.0 <= self.ref_prob <= 1.0:
             raise UserError(f"task {self.name!r}: ref_prob must be in [0, 1], got {self.ref_prob}")
 
-    def check_length(self, length: int) -> None:
-        """The base range check, with the reason for the limits added to the message."""
-        try:
-            super().check_length(length)
-        except UserError as err:
-            raise UserError(
-                f"{err} (variable names are distinct symbols of names, {len(self.names)} of them; "
-                f"queries={self.queries})"
-            ) from None
+    def length_limits_reason(self) -> str:
+        """The limits come from the distinct names and the number of queries."""
+        return f"variable names are distinct symbols of names, {len(self.names)} of them; queries={self.queries}"
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         """n (prompt, answer, meta) triples; length = number of statements."""

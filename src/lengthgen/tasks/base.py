@@ -117,12 +117,18 @@ class Task:
         """Whether this task defines coupled IDs."""
         return type(self).coupled_positions is not Task.coupled_positions
 
+    def length_limits_reason(self) -> str:
+        """Why the valid lengths are what they are, when parameters set them (added to the error)."""
+        return ""
+
     def check_length(self, length: int) -> None:
-        """Raise a UserError naming the valid range if the task cannot make `length`."""
+        """Raise a UserError naming the valid range (and why) if the task cannot make `length`."""
         hi = self.max_length
         if length < self.min_length or (hi is not None and length > hi):
             valid = f"{self.min_length}..{hi}" if hi is not None else f">= {self.min_length}"
-            raise UserError(f"task {self.name!r} cannot make length {length}; valid lengths: {valid}")
+            reason = self.length_limits_reason()
+            raise UserError(f"task {self.name!r} cannot make length {length}; valid lengths: {valid}"
+                            + (f" ({reason})" if reason else ""))
 
     def sample(self, rng: np.random.Generator, n: int, length: int) -> list[Example]:
         """n examples of `length`, with consecutive (and, if defined, coupled) position IDs."""

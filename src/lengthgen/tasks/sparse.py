@@ -94,13 +94,10 @@ class _MarkedSumTask(Task):
         if not 2 <= self.modulus <= 10:
             raise UserError(f"task {self.name!r}: modulus must be in 2..10 (one digit per value), got {self.modulus}")
 
-    def check_length(self, length: int) -> None:
-        """The base range check, with the reason for the lower limit added to the message."""
-        try:
-            super().check_length(length)
-        except UserError as err:
-            why = (f"k_max={self.k_max} with clip_k=False" if self.k_max > 0 else f"k={self.k}")
-            raise UserError(f"{err} (an input of length l holds at most l distinct marks; {why})") from None
+    def length_limits_reason(self) -> str:
+        """The lower limit comes from the number of marks."""
+        why = f"k_max={self.k_max} with clip_k=False" if self.k_max > 0 else f"k={self.k}"
+        return f"an input of length l holds at most l distinct marks; {why}"
 
     def draw_k(self, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
         """Number of marks of each of the n examples at this length."""
@@ -212,14 +209,10 @@ class OffsetParity(Task):
                 f"(1 = the bit just before '='), got {self.offsets!r}"
             )
 
-    def check_length(self, length: int) -> None:
-        """The base range check, with the reason for the lower limit added to the message."""
-        try:
-            super().check_length(length)
-        except UserError as err:
-            why = (f"offsets {list(self.offsets)} must point at bits" if self.dependency == "local"
-                   else "the first and the middle bit must differ")
-            raise UserError(f"{err} ({why})") from None
+    def length_limits_reason(self) -> str:
+        """The lower limit comes from where the XORed bits sit."""
+        return (f"offsets {list(self.offsets)} must point at bits" if self.dependency == "local"
+                else "the first and the middle bit must differ")
 
     def sources(self, length: int) -> list[int]:
         """Indices of the bits the answer XORs, at this length."""
