@@ -1,6 +1,8 @@
 """Sweeps: run, skip finished work, survive being killed, aggregate, report; both executors."""
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -9,9 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from lengthgen.cli import main
+from lengthgen.executors import EXECUTORS, execute_job
 from lengthgen.report import write_report
 from lengthgen.sweep import SweepDir, expand, load_spec, parse_spec, run_sweep
 
@@ -71,30 +75,54 @@ def test_rerun_does_no_work(finished):
     assert before == {p: p.stat().st_mtime_ns for p in path.glob("runs/*/eval.csv")}
 
 
-def test_killed_sweep_completes_only_the_missing_runs(finished, tmp_path):
+def _progress(runs: Path) -> int:
+    """Log lines and finished runs written so far (a resumed run first drops lines, then grows again)."""
+    lines = sum(len(p.read_bytes().splitlines()) for p in runs.glob("*/metrics.jsonl"))
+    return lines + 10 * len(list(runs.glob("*/done.json")))
+
+
+def test_sweep_killed_three_times_loses_and_duplicates_nothing(finished, tmp_path, monkeypatch):
+    """SIGKILL the whole sweep (process group) three times at random moments, then complete it:
+    finished runs are never redone, and the table equals the uninterrupted sweep's row for row."""
     path, _ = finished
     spec = spec_file(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", "sweep", str(spec), "--dir", str(tmp_path),
-                             "--workers", "1"], start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     runs = tmp_path / "tiny" / "runs"
-
-    def interrupted_midway() -> bool:
-        done = {p.parent.name for p in runs.glob("*/done.json")}
-        resumable = {p.parent.parent.name for p in runs.glob("*/checkpoints/step_*")} - done
-        return (len(done) >= 1 and bool(resumable)) or len(done) >= 2
-
-    deadline = time.time() + 120
-    while time.time() < deadline and not interrupted_midway():
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done_before = {p.parent.name for p in runs.glob("*/done.json")}
-    assert 1 <= len(done_before) < 4
-    mtimes = {name: (runs / name / "done.json").stat().st_mtime_ns for name in done_before}
-    results = run_sweep(load_spec(spec), tmp_path / "tiny", workers=2, threads=1, quiet=True)
-    assert {r.name for r in results} == {f"encoding={e}__seed{s}" for e in ("nope", "rope") for s in (0, 1)} - done_before
-    assert mtimes == {name: (runs / name / "done.json").stat().st_mtime_ns for name in done_before}
+    rng = random.Random()
+    finished_at = {}  # run -> done.json mtime when first seen finished
+    for kill in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", "sweep", str(spec), "--dir", str(tmp_path),
+                                 "--workers", "1"], start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        if kill == 1:  # anywhere from start-up through resuming an interrupted run
+            time.sleep(rng.uniform(0.3, 4.0))
+        else:  # after a random amount of new training
+            target = _progress(runs) + rng.randint(1, 8)
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None and _progress(runs) < target:
+                time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL  # killed, not finished
+        for name, mtime in finished_at.items():  # a finished run is never touched again
+            assert (runs / name / "done.json").stat().st_mtime_ns == mtime
+        finished_at.update({p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/done.json")
+                            if p.parent.name not in finished_at})
+    assert len(finished_at) < 4
+    # Completed in this process (torch is imported already; spawning workers would add seconds).
+    monkeypatch.setitem(EXECUTORS, "inline", lambda jobs, workers, address=None: map(execute_job, jobs))
+    threads = torch.get_num_threads()
+    try:
+        results = run_sweep(load_spec(spec), tmp_path / "tiny", executor="inline", threads=1, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(r.status == "done" for r in results)
+    assert {r.name for r in results} == {f"encoding={e}__seed{s}" for e in ("nope", "rope") for s in (0, 1)} - \
+        set(finished_at)
+    for run in runs.iterdir():  # no row twice in any run's files (the table would hide duplicates)
+        evals = pd.read_csv(run / "eval.csv")
+        assert not evals.duplicated(["step", "task", "length"]).any()
+        steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(5, 41, 5))
     write_report(tmp_path / "tiny")
     pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
 

@@ -95,6 +95,8 @@ def test_bad_parameters_and_lengths():
         make_task("copy", {"alphabet": "ab="})
     with pytest.raises(UserError, match="cannot make length 0"):
         make_task("copy").sample(np.random.default_rng(0), 1, 0)
+    with pytest.raises(UserError, match="n must be >= 0"):
+        make_task("copy").sample(np.random.default_rng(0), -1, 3)
     with pytest.raises(UserError, match="does not define coupled"):
         make_task("mqar").coupled_positions(("1",), ("1",))
 

@@ -11,7 +11,7 @@ import yaml
 
 from .data import variant_task
 from .errors import UserError
-from .rundir import atomic_write_text
+from .fileio import atomic_path, atomic_write_text
 from .sweep import SweepDir, expand
 
 VALUE_COLUMNS = ["step", "task", "length", "n", "exact_match", "token_acc"]
@@ -124,9 +124,8 @@ def write_tables(sweep: SweepDir, df: pd.DataFrame) -> dict[str, Path]:
     paths = {"results_csv": sweep.path / "results.csv", "results_parquet": sweep.path / "results.parquet",
              "summary_csv": sweep.path / "summary.csv"}
     _write_atomic_csv(df, paths["results_csv"])
-    tmp = paths["results_parquet"].with_suffix(".parquet.tmp")
-    df.astype({c: str for c in grid_columns(df) if df[c].dtype == object}).to_parquet(tmp, index=False)
-    tmp.replace(paths["results_parquet"])
+    with atomic_path(paths["results_parquet"]) as tmp:  # a unique name: two reports never share it
+        df.astype({c: str for c in grid_columns(df) if df[c].dtype == object}).to_parquet(tmp, index=False)
     _write_atomic_csv(summarize(df), paths["summary_csv"])
     return paths
 
@@ -136,4 +135,15 @@ def run_seconds(sweep: SweepDir) -> dict[str, float]:
     out = {}
     for done in sorted((sweep.path / "runs").glob("*/done.json")):
         out[done.parent.name] = json.loads(done.read_text()).get("seconds", float("nan"))
+    return out
+
+
+def run_errors(sweep: SweepDir) -> dict[str, str]:
+    """The one-line error of every run whose last attempt failed (its failed.json)."""
+    out = {}
+    for failed in sorted((sweep.path / "runs").glob("*/failed.json")):
+        try:
+            out[failed.parent.name] = str(json.loads(failed.read_text()).get("error", ""))
+        except (OSError, ValueError):
+            out[failed.parent.name] = "(failed.json is unreadable)"
     return out

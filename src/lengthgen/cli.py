@@ -32,7 +32,12 @@ def _params(items: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--param {item!r} must look like name=value")
         key, raw = item.split("=", 1)
-        out[key] = yaml.safe_load(raw)
+        try:
+            out[key] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            from .config import yaml_problem
+
+            raise UserError(f"--param {item!r}: the value is not valid YAML ({yaml_problem(err)})") from None
     return out
 
 
@@ -59,14 +64,20 @@ def cmd_tasks(args) -> None:
 
 
 def _sample(args):
+    from .config import MAX_COUNT, MAX_LENGTH
     from .positions import PolicySettings, apply_policy
     from .tasks import example_rng, make_task
 
-    if args.n < 1:
-        raise UserError("-n must be >= 1")
+    if not 1 <= args.n <= 10 * MAX_COUNT:
+        raise UserError(f"-n must be in 1..{10 * MAX_COUNT}; use several --seed values for more")
+    if args.length > MAX_LENGTH:
+        raise UserError(f"--length must be at most {MAX_LENGTH}")
+    if args.seed < 0:  # numpy's generators take non-negative seeds only
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     task = make_task(args.task, _params(args.param))
     if args.split == "eval":
         task = task.with_params(**task.eval_overrides)
+    task.check_length(args.length)  # before the generator, which takes the length as entropy
     rng = example_rng(args.seed, args.split, task.name, args.length)
     examples = task.sample(rng, args.n, args.length)
     return apply_policy(examples, args.policy, rng, PolicySettings(args.max_position))
@@ -138,7 +149,7 @@ def cmd_train(args) -> None:
 def cmd_eval(args) -> None:
     """Evaluate a run's checkpoint at chosen lengths; append to eval.csv and print the table."""
     from .checkpoint import find_checkpoint, load_weights
-    from .config import parse_lengths
+    from .config import MAX_COUNT, parse_lengths
     from .evaluate import check_positions_fit, evaluate, format_table
     from .experiment import build_experiment
     from .plots import plot_length_curve
@@ -156,8 +167,8 @@ def cmd_eval(args) -> None:
             raise UserError(f"task {missing[0]!r} is not in this run; its tasks: {', '.join(known)}")
         specs = [known[t] for t in args.tasks]
     lengths = parse_lengths(args.lengths) if args.lengths else cfg.eval.length_list()
-    if args.n is not None and args.n < 1:
-        raise UserError("-n must be >= 1")
+    if args.n is not None and not 1 <= args.n <= MAX_COUNT:
+        raise UserError(f"-n must be in 1..{MAX_COUNT}")
     n = args.n or cfg.eval.n
     check_positions_fit(exp.model, specs, lengths, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings(), n)
     rows = evaluate(exp.model, specs, lengths, n=args.n or cfg.eval.n, eval_seed=cfg.seed.eval,
@@ -183,8 +194,13 @@ def cmd_export(args) -> None:
     exp = build_experiment(run.read_config(), vocab=Vocab.load(run.path / "vocab.json"), device="cpu")
     step = load_weights(exp.model, find_checkpoint(run.checkpoint_root, args.checkpoint))
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{str(out)!r} is not a directory")
     if out.exists() and any(out.iterdir()) and not args.force:
         raise UserError(f"{str(out)!r} is not empty; use --force to write into it")
+    from .fileio import check_writable
+
+    check_writable(out)
     export_llama(exp.model, out)
     exp.vocab.save(out / "lengthgen_vocab.json")
     print(f"exported step {step} of {run.path} to {out}")
@@ -254,12 +270,16 @@ def cmd_repro(args) -> None:
             raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers") from None
     spec = preset.spec(args.scale, seeds)
     path = Path(args.dir) / spec.name
-    from .sweep import SweepDir
+    from .sweep import SweepDir, expand
 
-    SweepDir(path).prepare(spec, args.force)
-    atomic_write_text(path / "preset.json", json.dumps({"name": preset.name, "scale": args.scale}))
-    args.force = False  # already applied above
-    _sweep_and_report(spec, path, args)
+    expand(spec)  # every run's config is valid (seeds included) before the directory is made
+
+    sweep = SweepDir(path)
+    with sweep.lock():  # run_sweep takes it again (re-entrant); preparing must be covered too
+        sweep.prepare(spec, args.force)
+        atomic_write_text(path / "preset.json", json.dumps({"name": preset.name, "scale": args.scale}))
+        args.force = False  # already applied above
+        _sweep_and_report(spec, path, args)
 
 
 def _executor_options(p) -> None:
@@ -356,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         args.fn(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the environment (a full disk, a permission), not a bug: one line too
+        from .fileio import is_disk_full
+
+        why = "disk full" if is_disk_full(err) else (err.strerror or str(err))
+        print(f"error: {why}" + (f": {err.filename}" if err.filename else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume from the last checkpoints", file=sys.stderr)

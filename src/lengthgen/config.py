@@ -17,10 +17,17 @@ from .model.config import ModelConfig
 from .positions import POLICIES, PolicySettings
 
 
+# Upper bounds far beyond this bench's scale, so a typo (an extra digit or three) is a config
+# error instead of an allocation of terabytes halfway through a run.
+MAX_LENGTH = 100_000
+MAX_COUNT = 1 << 20
+
+
 class Strict(BaseModel):
     """Base: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN or infinity in a rate, weight or fraction would only surface mid-training: refuse it here.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TaskEntry(Strict):
@@ -39,6 +46,8 @@ class TaskEntry(Strict):
     def _check(self) -> "TaskEntry":
         if self.lengths[0] > self.lengths[1]:
             raise ValueError(f"lengths {list(self.lengths)} must be [low, high] with low <= high")
+        if self.lengths[1] > MAX_LENGTH:
+            raise ValueError(f"lengths {list(self.lengths)}: at most {MAX_LENGTH}")
         if self.weight <= 0:
             raise ValueError("weight must be positive")
         return self
@@ -49,7 +58,7 @@ class PositionsConfig(Strict):
 
     train: str = "consecutive"
     eval: str = "consecutive"
-    max_position: int = Field(256, ge=2)
+    max_position: int = Field(256, ge=2, le=1 << 24)
     pose_chunks: int = Field(2, ge=1)
 
     @field_validator("train", "eval")
@@ -73,7 +82,7 @@ class DataConfig(Strict):
     aux: bool = Field(True, description="false: train only the group's main task (the no-auxiliary baseline)")
     markers: bool = Field(False, description="wrap task i's prompt in marker token <ti> on both sides")
     marker_repeat: int = Field(1, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _nonempty(self) -> "DataConfig":
@@ -145,6 +154,13 @@ class TrainConfig(Strict):
             raise ValueError("train.steps must be >= 1 and train.lr > 0")
         if self.threads < 0 or self.keep_checkpoints < 1:
             raise ValueError("train.threads must be >= 0 and train.keep_checkpoints >= 1")
+        # Ranges the optimizer or the schedules would otherwise reject (or silently misuse) mid-run.
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"train.betas must both be in [0, 1), got {list(self.betas)}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup < 0:
+            raise ValueError("train.weight_decay, train.grad_clip (0 = no clipping) and train.warmup must be >= 0")
+        if not (0 <= self.decay <= 1 and 0 <= self.min_lr_ratio <= 1):
+            raise ValueError("train.decay and train.min_lr_ratio must be in [0, 1]")
         return self
 
 
@@ -152,8 +168,8 @@ class EvalConfig(Strict):
     """Fixed evaluation sets: lengths per task, examples per length, decoding mode."""
 
     lengths: str | list[int] | int = "1:20"
-    n: int = Field(256, ge=1)
-    batch_size: int = Field(256, ge=1)
+    n: int = Field(256, ge=1, le=MAX_COUNT)
+    batch_size: int = Field(256, ge=1, le=MAX_COUNT)
     # With model.position_head (PPC) the default becomes "greedy" (decoding on predicted IDs);
     # an explicit "teacher_forced" then requires every token and every fed-back ID to be right.
     mode: Literal["teacher_forced", "greedy"] = "teacher_forced"
@@ -172,9 +188,10 @@ class EvalConfig(Strict):
 class SeedConfig(Strict):
     """Separate seeds: model initialisation, training data stream, evaluation sets."""
 
-    model: int = 0
-    data: int = 0
-    eval: int = 0
+    # Non-negative and below 2**63: what both numpy's and torch's generators accept.
+    model: int = Field(0, ge=0, lt=2**63)
+    data: int = Field(0, ge=0, lt=2**63)
+    eval: int = Field(0, ge=0, lt=2**63)
 
 
 class ExperimentConfig(Strict):
@@ -240,6 +257,8 @@ def parse_lengths(value: str | list[int] | int) -> list[int]:
                 if len(parts) not in (2, 3):
                     raise ValueError
                 step = parts[2] if len(parts) == 3 else 1
+                if parts[1] > MAX_LENGTH:  # before the range is built
+                    raise UserError(f"lengths {value!r}: at most {MAX_LENGTH}")
                 out = list(range(parts[0], parts[1] + 1, step))
             else:
                 out = [int(p) for p in text.split(",") if p.strip()]
@@ -247,6 +266,8 @@ def parse_lengths(value: str | list[int] | int) -> list[int]:
             raise UserError(f"cannot read lengths {value!r}; use 'LO:HI', 'LO:HI:STEP' or 'A,B,C'") from None
     if not out or any((not isinstance(x, int)) or x < 1 for x in out):
         raise UserError(f"lengths {value!r} must be a non-empty set of positive integers")
+    if max(out) > MAX_LENGTH:
+        raise UserError(f"lengths {value!r}: at most {MAX_LENGTH}")
     return out
 
 
@@ -265,13 +286,22 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
         node[last] = value
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """The short reason of a YAML parse error ("found character '`' that cannot start any token")."""
+    problem = getattr(err, "problem", None)
+    return str(problem) if problem else (str(err).strip().splitlines() or ["unreadable"])[0]
+
+
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides (values parsed as YAML) to a raw config dict."""
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} must look like key.path=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise UserError(f"override {item!r}: the value is not valid YAML ({yaml_problem(err)})") from None
         if ":" in raw and isinstance(value, (int, float)):
             value = raw  # YAML 1.1 reads '1:40' as a base-60 number; a length range is meant
         try:
@@ -323,7 +353,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
             raise UserError(f"config file {str(path)!r} does not exist")
         try:
             tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise UserError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(tree, dict):
             raise UserError(f"config file {str(path)!r} must hold a mapping at the top level")

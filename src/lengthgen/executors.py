@@ -59,14 +59,20 @@ def execute_job(job: Job) -> JobResult:
         run_training(exp, run, resume=resume, quiet=True)
         return JobResult(job.name, "done", time.perf_counter() - start)
     except Exception as err:  # noqa: BLE001 -- a sweep must outlive any one run
-        message = f"{type(err).__name__}: {err}".splitlines()[0]
+        # A UserError is written to be read as it is; anything else is a bug, named by its type.
+        text = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        message = (text.strip().splitlines() or [type(err).__name__])[0]
         if run.path.is_dir():
-            atomic_write_text(run.path / "failed.json",
-                              json.dumps({"error": message, "traceback": traceback.format_exc()}))
+            try:
+                atomic_write_text(run.path / "failed.json",
+                                  json.dumps({"error": message, "traceback": traceback.format_exc()}))
+            except OSError:  # a full disk may refuse even this; the sweep still reports the error
+                pass
         return JobResult(job.name, "failed", time.perf_counter() - start, message)
 
 
-# An executor is a generator function (jobs, workers, address) -> results.
+# An executor is a function (jobs, workers, address) -> iterator of results. It checks its
+# arguments before returning, so a bad option fails before any progress output.
 Executor = Callable[..., Iterator[JobResult]]
 EXECUTORS = Registry("executor")
 register_executor = EXECUTORS.register
@@ -87,6 +93,12 @@ def run_local(jobs: list[Job], workers: int, address: str | None = None) -> Iter
     """
     if address:
         raise UserError("--address is only for the ray executor")
+    # Checked above, before the caller starts reading (and drawing a progress bar); the work
+    # itself is a generator.
+    return _local_results(jobs, workers)
+
+
+def _local_results(jobs: list[Job], workers: int) -> Iterator[JobResult]:
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_ignore_interrupt)
     finished = False
@@ -125,7 +137,15 @@ def run_ray(jobs: list[Job], workers: int, address: str | None = None) -> Iterat
         raise UserError("the ray executor needs Ray: pip install 'lengthgen[ray]'") from None
     if not ray.is_initialized():
         target = None if address in (None, "local") else address
-        ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except Exception as err:  # noqa: BLE001 -- Ray raises several types for an unreachable cluster
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise UserError(f"cannot start or reach Ray at address {address!r}: {first}") from None
+    return _ray_results(ray, jobs)
+
+
+def _ray_results(ray, jobs: list[Job]) -> Iterator[JobResult]:
     pending = {}
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     for job in jobs:

@@ -39,7 +39,14 @@ def build_experiment(cfg: ExperimentConfig, vocab: Vocab | None = None, device: 
              for i, entry in enumerate(cfg.data.resolved_tasks())]
     dev = resolve_device(device or cfg.train.device)
     torch.manual_seed(cfg.seed.model)
-    model = build_model(cfg.model, len(vocab), cfg.positions.max_position).to(dev)  # model.arch picks the class
+    try:
+        model = build_model(cfg.model, len(vocab), cfg.positions.max_position).to(dev)  # model.arch picks the class
+    except (MemoryError, RuntimeError) as err:  # a mistyped width asks for exabytes
+        if not isinstance(err, MemoryError) and "alloc" not in str(err).lower() and "out of memory" not in str(err):
+            raise
+        m = cfg.model
+        raise UserError(f"not enough memory on {dev} to build the model (model.layers={m.layers}, d_model={m.d_model}, "
+                        f"d_ff={m.d_ff}, positions.max_position={cfg.positions.max_position})") from None
     precision = resolve_precision(cfg.train.precision, dev)
     check_position_head(cfg, specs, model)
     return Experiment(cfg, vocab, specs, model, dev, precision)

@@ -29,7 +29,7 @@ def plot_length_curve(rows: list[EvalRow], train_max: dict[str, int], path: Path
         if task in train_max:
             ax.axvline(train_max[task], color=color, linestyle="--", linewidth=1, alpha=0.7)
     _finish(ax, "length", f"{title + ': ' if title else ''}step {step} (dashed: max training length)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _finish(ax, xlabel: str, title: str, ylim: bool = True) -> None:
@@ -41,9 +41,13 @@ def _finish(ax, xlabel: str, title: str, ylim: bool = True) -> None:
     ax.grid(alpha=0.3)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure atomically and free it."""
+    from .fileio import atomic_path
+
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(Path(path)) as tmp:  # a killed report never leaves half a PNG
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     fig.clear()
     _pyplot().close(fig)
     return path
@@ -74,7 +78,7 @@ def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
             ax.axvline(point["train_max"].iloc[0], color=color, linestyle="--", linewidth=1, alpha=0.7)
         _finish(ax, "length", f"{title + ': ' if title else ''}{task}")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Path:
@@ -103,7 +107,7 @@ def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Pat
                 ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str = "viridis_r") -> Path:
@@ -123,4 +127,4 @@ def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str =
             ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8, color="white")
     fig.colorbar(image, ax=ax)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

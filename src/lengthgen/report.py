@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .aggregate import collect, final, generalization_gap, grid_columns, point_label, run_seconds, write_tables
+from .aggregate import (collect, final, generalization_gap, grid_columns, point_label, run_errors, run_seconds,
+                        write_tables)
 from .plots import plot_heatmap, plot_sweep_lengths, plot_sweep_steps
 from .rundir import atomic_write_text
 from .sweep import SweepDir
@@ -61,6 +62,9 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
     seconds = run_seconds(sweep)
     runs = df.drop_duplicates("run")[["run", "status"]].copy()
     runs["seconds"] = runs["run"].map(seconds)
+    errors = run_errors(sweep)
+    if (runs["status"] == "failed").any():  # say why, so nobody has to dig through run directories
+        runs["error"] = [errors.get(r, "") if s == "failed" else "" for r, s in zip(runs["run"], runs["status"])]
     lines = [f"# {spec.name}", ""]
     if preset is not None:
         verdict = preset.check(df) if not df.dropna(subset=["step"]).empty else None

@@ -7,8 +7,13 @@
   tb/               TensorBoard events
   eval.csv          step, task, length, n, exact_match, token_acc (+ position_accuracy for PPC models)
   eval.png          exact match vs length at the latest evaluated step
-  done.json         present once training and the final evaluation finished
-  checkpoints/step_XXXXXXX/  model.safetensors, trainer.pt, state.json
+  done.json         present once training and the final evaluation finished (steps, seconds)
+  failed.json       why the last attempt failed (sweeps; removed when the run is retried)
+  checkpoints/step_XXXXXXX/  model.safetensors, trainer.pt, vocab.json, state.json (step, checksums)
+  .lock             held by the process training the run (.eval.lock: while eval.csv is rewritten)
+
+Every file except metrics.jsonl (one append per log line; a torn last line from a killed
+process is ignored when read) is written to a temporary file and renamed into place.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,9 +33,10 @@ import torch
 import yaml
 
 from . import __version__
-from .config import ExperimentConfig, build_config
+from .config import ExperimentConfig, build_config, yaml_problem
 from .errors import UserError
 from .evaluate import EvalRow
+from .fileio import atomic_write_text, exclusive_lock, waiting_lock  # atomic_write_text is also re-exported
 
 EVAL_COLUMNS = ["step", "task", "length", "n", "exact_match", "token_acc"]
 # Written only when some row has a value (PPC models), so other runs' eval.csv is unchanged and
@@ -39,12 +44,10 @@ EVAL_COLUMNS = ["step", "task", "length", "n", "exact_match", "token_acc"]
 OPTIONAL_EVAL_COLUMNS = ["position_accuracy"]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+# The lock file a training process holds in its run directory (see train.run_training).
+LOCK_NAME = ".lock"
+# A short lock around rewriting eval.csv, which `lengthgen eval` may do while the run trains.
+EVAL_LOCK_NAME = ".eval.lock"
 
 
 def git_revision() -> str | None:
@@ -101,10 +104,15 @@ class RunDir:
 
     def prepare(self, force: bool, resume: bool) -> None:
         """Create the directory; refuse to clobber an existing run unless forced or resuming."""
-        if self.path.exists() and any(self.path.iterdir()) and not resume:
+        # A directory holding only a lock file was never started (a pre-flight check failed).
+        if self.path.exists() and any(p.name not in (LOCK_NAME, EVAL_LOCK_NAME) for p in self.path.iterdir()) \
+                and not resume:
             if not force:
                 raise UserError(f"run directory {str(self.path)!r} already exists; use --resume to continue "
                                 "it or --force to replace it")
+            if (self.path / LOCK_NAME).exists():
+                with exclusive_lock(self.path / LOCK_NAME, f"run directory {str(self.path)!r}"):
+                    pass  # not being trained right now: safe to delete
             shutil.rmtree(self.path)
         if resume and not self.exists():
             raise UserError(f"cannot resume: {str(self.path)!r} is not a run directory")
@@ -129,8 +137,16 @@ class RunDir:
         atomic_write_text(self.path / "config.yaml", cfg.to_yaml())
 
     def read_config(self) -> ExperimentConfig:
-        """The run's resolved config."""
-        return build_config(yaml.safe_load((self.path / "config.yaml").read_text()))
+        """The run's resolved config (a UserError naming the file if it is unreadable)."""
+        path = self.path / "config.yaml"
+        try:
+            tree = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+            reason = yaml_problem(err) if isinstance(err, yaml.YAMLError) else str(err).strip().splitlines()[0]
+            raise UserError(f"cannot read {str(path)!r}: {reason}") from None
+        if not isinstance(tree, dict):
+            raise UserError(f"{str(path)!r} does not hold a config mapping")
+        return build_config(tree)
 
     def write_environment(self, **resolved) -> None:
         """Record versions, the command line and resolved choices (device, precision); one entry
@@ -150,14 +166,20 @@ class RunDir:
         path = self.path / "eval.csv"
         if not path.exists():
             return []
-        with open(path, newline="") as handle:
-            return [EvalRow(int(r["step"]), r["task"], int(r["length"]), int(r["n"]), float(r["exact_match"]),
-                            float(r["token_acc"]), *(float(r.get(c) or "nan") for c in OPTIONAL_EVAL_COLUMNS))
-                    for r in csv.DictReader(handle)]
+        try:
+            with open(path, newline="") as handle:
+                return [EvalRow(int(r["step"]), r["task"], int(r["length"]), int(r["n"]), float(r["exact_match"]),
+                                float(r["token_acc"]), *(float(r.get(c) or "nan") for c in OPTIONAL_EVAL_COLUMNS))
+                        for r in csv.DictReader(handle)]
+        except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as err:
+            # Only an outside edit can do this: the file is always replaced whole.
+            raise UserError(f"{str(path)!r} is damaged ({type(err).__name__}: {err}); restore it or remove the "
+                            "bad rows") from None
 
     def append_eval(self, rows: list[EvalRow]) -> None:
-        """Add rows to eval.csv (rewritten whole, atomically)."""
-        self.write_eval(self.read_eval() + rows)
+        """Add rows to eval.csv (rewritten whole, atomically; locked, so concurrent appends all land)."""
+        with waiting_lock(self.path / EVAL_LOCK_NAME):
+            self.write_eval(self.read_eval() + rows)
 
     def write_eval(self, rows: list[EvalRow]) -> None:
         """Replace eval.csv with these rows."""
@@ -169,8 +191,18 @@ class RunDir:
 
     def truncate_after(self, step: int) -> None:
         """Drop metrics and eval rows logged after `step` (used when resuming from it)."""
-        self.write_eval([r for r in self.read_eval() if r.step <= step])
+        with waiting_lock(self.path / EVAL_LOCK_NAME):
+            self.write_eval([r for r in self.read_eval() if r.step <= step])
         path = self.path / "metrics.jsonl"
         if path.exists():
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            kept = [line for line in path.read_text().splitlines()
+                    if (logged := _step_of(line)) is not None and logged <= step]
             atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a metrics.jsonl line, or None for a torn line (a process killed mid-append)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None

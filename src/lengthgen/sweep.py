@@ -29,9 +29,10 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .config import ExperimentConfig, Strict, apply_overrides, build_config
+from .config import ExperimentConfig, Strict, apply_overrides, build_config, yaml_problem
 from .errors import UserError
-from .rundir import RunDir, atomic_write_text
+from .fileio import atomic_write_text, check_writable, exclusive_lock
+from .rundir import RunDir
 
 
 class SweepSpec(Strict):
@@ -79,15 +80,27 @@ def _read_spec_file(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"sweep spec {str(path)!r} does not exist")
     if path.suffix == ".py":
-        namespace = runpy.run_path(str(path))
-        if "SWEEP" in namespace:
-            return namespace["SWEEP"]
-        if callable(namespace.get("sweep")):
-            return namespace["sweep"]()
-        raise UserError(f"{str(path)!r} must define SWEEP (a dict) or sweep() returning one")
+        try:
+            namespace = runpy.run_path(str(path))
+            if "SWEEP" in namespace:
+                tree = namespace["SWEEP"]
+            elif callable(namespace.get("sweep")):
+                tree = namespace["sweep"]()
+            else:
+                raise UserError(f"{str(path)!r} must define SWEEP (a dict) or sweep() returning one")
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 -- the user's code: report it in one line, whatever it raised
+            where = f" (line {err.lineno})" if isinstance(err, SyntaxError) and err.lineno else ""
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise UserError(f"sweep spec {str(path)!r} failed to run{where}: {type(err).__name__}: {first}") from None
+        if not isinstance(tree, dict):
+            raise UserError(f"{str(path)!r} must define SWEEP (a dict) or sweep() returning one, not "
+                            f"{type(tree).__name__}")
+        return tree
     try:
         tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"sweep spec {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(tree, dict):
         raise UserError(f"sweep spec {str(path)!r} must hold a mapping")
@@ -149,7 +162,10 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             tree = yaml.safe_load(yaml.safe_dump(spec.base))  # deep copy
             apply_overrides(tree, spec.overrides)
             for key, value in point.items():
-                apply_overrides(tree, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"])
+                # A plain scalar dumps with YAML's document-end marker ("copy\n..."); drop it so an
+                # error message quoting the override stays on one line.
+                text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+                apply_overrides(tree, [f"{key}={text}"])
             for key in spec.seed_keys:
                 apply_overrides(tree, [f"{key}={seed}"])
             name = f"{label}__seed{seed}"
@@ -179,7 +195,31 @@ class SweepDir:
         """The resolved spec stored in the sweep."""
         if not self.spec_path.is_file():
             raise UserError(f"{str(self.path)!r} is not a sweep directory (no sweep.yaml)")
-        return parse_spec(yaml.safe_load(self.spec_path.read_text()))
+        try:
+            tree = yaml.safe_load(self.spec_path.read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+            reason = yaml_problem(err) if isinstance(err, yaml.YAMLError) else str(err).strip().splitlines()[0]
+            raise UserError(f"cannot read {str(self.spec_path)!r}: {reason}") from None
+        if not isinstance(tree, dict):
+            raise UserError(f"{str(self.spec_path)!r} does not hold a sweep mapping")
+        return parse_spec(tree)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    def lock(self):
+        """Context manager: hold this sweep directory for this process, or fail at once with a
+        one-line error naming the PID that holds it (two sweeps writing one directory would train
+        the same runs twice and interleave their files). Re-entrant within a process."""
+        self._mkdir()
+        return exclusive_lock(self.lock_path, f"sweep directory {str(self.path)!r}")
+
+    def _mkdir(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create sweep directory {str(self.path)!r}: {err.strerror}") from None
 
     def prepare(self, spec: SweepSpec, force: bool) -> None:
         """Store the spec; an existing sweep must have the same spec unless forced."""
@@ -189,11 +229,16 @@ class SweepDir:
         elif self.path.exists() and force:
             import shutil
 
-            shutil.rmtree(self.path)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create sweep directory {str(self.path)!r}: {err.strerror}") from None
+            # Everything but the lock file: the caller may hold it, and a new file would not be locked.
+            for child in self.path.iterdir():
+                if child.name == self.lock_path.name:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        self._mkdir()
+        check_writable(self.path)
         atomic_write_text(self.spec_path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
     def status(self, plans: list[RunPlan]) -> dict[str, str]:
@@ -217,22 +262,26 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
     run_jobs = get_executor(executor)
     if threads < 1:
         raise UserError("--threads must be >= 1")
+    if workers < 0:
+        raise UserError("--workers must be >= 0 (0: cores / threads)")
     workers = workers or max(1, (os.cpu_count() or 1) // threads)
     sweep = SweepDir(path)
-    plans = expand(spec)
-    sweep.prepare(spec, force)
-    status = sweep.status(plans)
-    todo = [p for p in plans if status[p.name] != "done"]
-    if not quiet:
-        counts = {s: list(status.values()).count(s) for s in ("done", "partial", "new")}
-        print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['partial']} to resume, "
-              f"{counts['new']} new); {executor} executor, {workers} workers x {threads} threads")
-    jobs = [Job(p.name, p.config.model_dump(mode="json"), str(sweep.run_dir(p).path), threads) for p in todo]
-    results = []
-    with tqdm(total=len(jobs), disable=quiet or not jobs, desc=spec.name, unit="run") as bar:
-        for result in run_jobs(jobs, workers, address):
-            results.append(result)
-            bar.update(1)
-            if result.status != "done":
-                tqdm.write(f"run {result.name} failed: {result.error}")
+    plans = expand(spec)  # the whole grid is validated before anything is created
+    with sweep.lock():
+        sweep.prepare(spec, force)
+        status = sweep.status(plans)
+        todo = [p for p in plans if status[p.name] != "done"]
+        if not quiet:
+            counts = {s: list(status.values()).count(s) for s in ("done", "partial", "new")}
+            print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['partial']} to resume, "
+                  f"{counts['new']} new); {executor} executor, {workers} workers x {threads} threads")
+        jobs = [Job(p.name, p.config.model_dump(mode="json"), str(sweep.run_dir(p).path), threads) for p in todo]
+        results = []
+        outcomes = run_jobs(jobs, workers, address)  # checks its options before the progress bar appears
+        with tqdm(total=len(jobs), disable=quiet or not jobs, desc=spec.name, unit="run") as bar:
+            for result in outcomes:
+                results.append(result)
+                bar.update(1)
+                if result.status != "done":
+                    tqdm.write(f"run {result.name} failed: {result.error}")
     return results

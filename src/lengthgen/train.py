@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Callable
 
@@ -10,15 +11,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import checkpoint_dirs, load_trainer_state, load_weights, save_checkpoint
+from .checkpoint import (apply_checkpoint, checkpoint_dirs, checkpoint_step, clean_leftovers,
+                         estimate_checkpoint_bytes, newest_good_checkpoint, save_checkpoint)
 from .config import TrainConfig
 from .data import Batch, batch_rng, collate
 from .errors import UserError
 from .evaluate import EvalRow, check_positions_fit, evaluate, format_table
 from .experiment import Experiment
+from .fileio import check_free_space, check_writable, describe_os_error, exclusive_lock
 from .runtime import autocast, set_threads
 from .registry import Registry
-from .rundir import RunDir
+from .rundir import LOCK_NAME, RunDir
 
 # A schedule is a learning-rate multiplier as a function of (step, train config).
 Schedule = Callable[[int, TrainConfig], float]
@@ -108,18 +111,51 @@ class Trainer:
         # PPC: train the position head too and log its loss beside the token loss.
         self.ppc = getattr(exp.model, "position_head", None) is not None
         self.start_step = 0
+        self.step = 0  # the step being finished (logged, evaluated, checkpointed), for error messages
+        self.last_checkpoint: int | None = None
         self.writer = None
+        # Training seconds of earlier sessions (up to the checkpoint resumed from) and the start of
+        # this one: done.json reports their sum.
+        self.seconds_before = 0.0
+        self.session_start = time.perf_counter()
+        # Losses since the last log line. Checkpoints carry them, so a run resumed between two log
+        # steps logs the same averages as an uninterrupted one.
+        self.losses: list[float] = []
+        self.parts: list[list[float]] = []  # PPC: (token loss, position loss) per step
 
     def resume(self) -> None:
-        """Continue from the newest checkpoint, dropping results logged after it."""
-        found = checkpoint_dirs(self.run.checkpoint_root)
-        if not found:  # crashed before its first checkpoint: start over, keeping no stale rows
+        """Continue from the newest intact checkpoint, dropping results logged after it.
+
+        Damaged checkpoints (checksum mismatch, truncated or missing files) are moved aside with a
+        warning on stderr and the previous one is tried; when none is left the run starts over.
+        """
+        root = self.run.checkpoint_root
+        clean_leftovers(root)  # safe: run_training holds the run's lock
+        had_checkpoints = bool(checkpoint_dirs(root))
+        loaded = newest_good_checkpoint(root, warn=_warn)
+        if loaded is None:  # none written (or none intact): start over, keeping no stale rows
+            if had_checkpoints:
+                _warn(f"warning: no intact checkpoint is left in {str(root)!r}; starting {self.cfg.name} over "
+                      "from step 0")
             self.run.truncate_after(0)
             return
-        step = load_weights(self.exp.model, found[-1])
-        load_trainer_state(found[-1], self.optimizer, self.scheduler)
-        self.run.truncate_after(step)
-        self.start_step = step
+        apply_checkpoint(self.exp.model, self.optimizer, self.scheduler, loaded)
+        self.run.truncate_after(loaded.step)
+        self.start_step = self.step = self.last_checkpoint = loaded.step
+        self.seconds_before = float(loaded.state.get("seconds", 0.0))
+        pending = loaded.state.get("pending", {})
+        self.losses = [float(x) for x in pending.get("losses", [])]
+        self.parts = [[float(x) for x in pair] for pair in pending.get("parts", [])]
+
+    def elapsed(self) -> float:
+        """Training seconds of this run over all sessions (earlier ones up to their last checkpoint)."""
+        return self.seconds_before + time.perf_counter() - self.session_start
+
+    def kept(self) -> str:
+        """Which checkpoint survives a failure, for error messages."""
+        if self.last_checkpoint is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint (step {self.last_checkpoint}) is kept in {str(self.run.checkpoint_root)!r}"
 
     def _batch(self, step: int) -> Batch:
         examples = self.mixture.sample(batch_rng(self.cfg.seed.data, step), self.cfg.data.batch_size)
@@ -153,8 +189,10 @@ class Trainer:
 
     def checkpoint(self, step: int) -> None:
         """Save weights, optimizer, scheduler and RNG state for `step`."""
+        state = {"seconds": round(self.elapsed(), 3), "pending": {"losses": self.losses, "parts": self.parts}}
         save_checkpoint(self.run.checkpoint_root, step, self.exp.model, self.optimizer, self.scheduler,
-                        self.cfg.train.keep_checkpoints, extra={"vocab.json": self.exp.vocab.to_json()})
+                        self.cfg.train.keep_checkpoints, extra={"vocab.json": self.exp.vocab.to_json()}, state=state)
+        self.last_checkpoint = step
 
     def fit(self) -> list[EvalRow]:
         """Train to cfg.train.steps; evaluate and checkpoint on schedule and at the end."""
@@ -162,8 +200,9 @@ class Trainer:
         model.train()
         bar = tqdm(total=tc.steps, initial=self.start_step, disable=self.quiet, dynamic_ncols=True,
                    mininterval=1.0, desc=self.cfg.name)
-        tokens, losses, tick = 0, [], time.perf_counter()
-        parts: list[list[float]] = []  # PPC: (token loss, position loss) per step
+        self.session_start = time.perf_counter()
+        tokens, tick = 0, time.perf_counter()
+        losses, parts = self.losses, self.parts
         for step in range(self.start_step, tc.steps):
             batch = self._batch(step)
             with autocast(self.exp.device, self.exp.precision):
@@ -176,17 +215,22 @@ class Trainer:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
+            # One device sync for the loss (its parts under PPC) and the gradient norm.
             if self.ppc:
-                # One device sync for all three numbers.
-                value, *split = torch.stack([loss, token_loss, position_loss]).detach().tolist()
-                parts.append(split)
+                value, norm, *split = torch.stack([loss, grad_norm, token_loss, position_loss]).detach().tolist()
             else:
-                value = loss.item()
-            if not math.isfinite(value):
-                raise UserError(f"loss became non-finite ({value}) at step {step + 1}; the last checkpoint is kept")
+                value, norm = torch.stack([loss, grad_norm]).detach().tolist()
+            # A non-finite gradient norm with a finite loss has already made the weights non-finite:
+            # stop before they can be evaluated or checkpointed.
+            if not (math.isfinite(value) and math.isfinite(norm)):
+                what = f"loss became non-finite ({value})" if not math.isfinite(value) else \
+                    f"gradient norm became non-finite ({norm})"
+                raise UserError(f"training diverged at step {step + 1}: the {what}; {self.kept()}")
+            if self.ppc:
+                parts.append(split)
             losses.append(value)
             tokens += batch.num_tokens
-            done = step + 1
+            done = self.step = step + 1
             if done % tc.log_every == 0 or done == tc.steps:
                 elapsed = time.perf_counter() - tick
                 record = {"step": done, "loss": sum(losses) / len(losses), "lr": self.scheduler.get_last_lr()[0],
@@ -196,7 +240,9 @@ class Trainer:
                     record["position_loss"] = sum(p[1] for p in parts) / len(parts)
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                tokens, losses, parts, tick = 0, [], [], time.perf_counter()
+                tokens, tick = 0, time.perf_counter()
+                losses.clear()
+                parts.clear()
             bar.update(1)
             if tc.eval_every and done % tc.eval_every == 0 and done != tc.steps:
                 self.evaluate(done)
@@ -205,7 +251,7 @@ class Trainer:
         bar.close()
         final_step = tc.steps
         existing = checkpoint_dirs(self.run.checkpoint_root)
-        if not existing or int(existing[-1].name.split("_")[1]) != final_step:
+        if not existing or checkpoint_step(existing[-1]) != final_step:
             self.checkpoint(final_step)
         if self.start_step < final_step or not any(r.step == final_step for r in self.run.read_eval()):
             rows = self.evaluate(final_step)
@@ -216,21 +262,55 @@ class Trainer:
         return rows
 
 
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# Room for metrics, evaluation tables, TensorBoard events and plots beside the checkpoints.
+LOG_ROOM = 8 * 2**20
+
+
+def check_disk(run: RunDir, exp: Experiment) -> None:
+    """Before training: the run directory takes a write, and its disk has room for the checkpoints.
+
+    keep_checkpoints checkpoints are kept and one more is written before the oldest is deleted.
+    """
+    check_writable(run.path)
+    keep = exp.cfg.train.keep_checkpoints
+    size = estimate_checkpoint_bytes(exp.model)
+    check_free_space(run.path, (keep + 1) * size + LOG_ROOM,
+                     f"{keep} checkpoints of about {size / 2**20:.1f} MiB, one more while writing, and logs")
+
+
 def run_training(exp: Experiment, run: RunDir, resume: bool = False, quiet: bool = False) -> list[EvalRow]:
-    """Write the run's metadata, train (resuming if asked), return the final evaluation rows."""
+    """Write the run's metadata, train (resuming if asked), return the final evaluation rows.
+
+    Holds the run directory's lock throughout, so two processes never train one run. A disk that
+    fills up or a file that cannot be written ends with a UserError naming the step and the
+    checkpoint that was kept.
+    """
     cfg = exp.cfg
     check_positions_fit(exp.model, exp.specs, cfg.eval.length_list(), cfg.seed.eval, cfg.positions.eval,
                         cfg.positions.settings(), cfg.eval.n)
-    run.write_config(exp.cfg)
-    run.write_environment(device=str(exp.device), precision=exp.precision,
-                          attention=exp.model.cfg.attention, parameters=exp.model.num_parameters())
-    exp.vocab.save(run.path / "vocab.json")
-    trainer = Trainer(exp, run, quiet=quiet)
-    if resume:
-        trainer.resume()
-    start = time.perf_counter()
-    rows = trainer.fit()
-    run.mark_done(steps=exp.cfg.train.steps, seconds=round(time.perf_counter() - start, 2))
+    check_writable(run.path)  # before the lock file is created in it
+    with exclusive_lock(run.path / LOCK_NAME, f"run directory {str(run.path)!r}"):
+        check_disk(run, exp)
+        trainer = None
+        try:
+            run.write_config(exp.cfg)
+            run.write_environment(device=str(exp.device), precision=exp.precision,
+                                  attention=exp.model.cfg.attention, parameters=exp.model.num_parameters())
+            exp.vocab.save(run.path / "vocab.json")
+            trainer = Trainer(exp, run, quiet=quiet)
+            if resume:
+                trainer.resume()
+            rows = trainer.fit()
+            run.mark_done(steps=exp.cfg.train.steps, seconds=round(trainer.elapsed(), 2))
+        except OSError as err:
+            where = f"training {cfg.name} at step {trainer.step}" if trainer is not None else f"starting {cfg.name}"
+            kept = trainer.kept() if trainer is not None else "nothing was trained"
+            raise UserError(f"{describe_os_error(err, where)}; {kept}; free some space (or fix the directory) "
+                            "and resume") from None
     if not quiet:
         print(format_table(rows))
     return rows

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import UserError
+from .fileio import atomic_write_text
 
 PAD, BOS, EOS, SEP = "<pad>", "<bos>", "<eos>", "<sep>"
 SPECIALS = (PAD, BOS, EOS, SEP)
@@ -108,10 +109,18 @@ class Vocab:
         return json.dumps({"tokens": self.tokens}, indent=0)
 
     def save(self, path: str | Path) -> None:
-        """Write the token list as JSON (stored in the run and in every checkpoint)."""
-        Path(path).write_text(self.to_json())
+        """Write the token list as JSON (stored in the run and in every checkpoint), atomically."""
+        atomic_write_text(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocab":
-        """Read a vocabulary written by `save`."""
-        return cls(json.loads(Path(path).read_text())["tokens"])
+        """Read a vocabulary written by `save`; a UserError naming the file if it is missing or damaged."""
+        try:
+            tokens = json.loads(Path(path).read_text())["tokens"]
+            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                raise ValueError("'tokens' is not a list of strings")
+            return cls(tokens)
+        except FileNotFoundError:
+            raise UserError(f"vocabulary file {str(path)!r} does not exist") from None
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UserError(f"vocabulary file {str(path)!r} is unreadable: {err}") from None

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Far beyond any model this bench builds; a mistyped size fails validation instead of asking torch
+# for more memory than exists (or for a size it cannot even represent).
+MAX_SIZE = 1 << 20
 
 
 class ModelConfig(BaseModel):
@@ -16,15 +20,16 @@ class ModelConfig(BaseModel):
     embedding and value width and ignores the rest, position encoding included).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN or infinity in a width, scale or epsilon only fails deep inside torch: refuse it here.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    layers: int = 2
-    heads: int = 4
-    d_model: int = 128
-    d_ff: int = 512
+    layers: int = Field(2, le=MAX_SIZE)
+    heads: int = Field(4, le=MAX_SIZE)
+    d_model: int = Field(128, le=MAX_SIZE)
+    d_ff: int = Field(512, le=MAX_SIZE)
     encoding: str = "rope"
     rope_theta: float = 1e5
-    fire_width: int = 32
+    fire_width: int = Field(32, le=MAX_SIZE)
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_eps: float = 1e-6
     mlp: Literal["swiglu", "gelu"] = "swiglu"
@@ -38,11 +43,11 @@ class ModelConfig(BaseModel):
     # Which model class to build; validated against the architecture registry.
     arch: str = "transformer"
     # sparse_attention: k, the number of positions in every attended tuple.
-    tuple_size: int = 2
+    tuple_size: int = Field(2, le=MAX_SIZE)
     # sparse_attention: L_local, a tuple's span (last minus first position) is < window.
-    window: int = 8
+    window: int = Field(8, le=MAX_SIZE)
     # sparse_attention: hidden width of the score and value MLPs and rank of the query match.
-    hidden: int = 64
+    hidden: int = Field(64, le=MAX_SIZE)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -61,6 +66,11 @@ class ModelConfig(BaseModel):
         for name in ("layers", "heads", "d_model", "d_ff"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1")
+        for name in ("init_std", "norm_eps", "rope_theta"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"model.{name} must be > 0, got {getattr(self, name)}")
+        if self.fire_width < 1:
+            raise ValueError(f"model.fire_width must be >= 1, got {self.fire_width}")
         if self.d_model % self.heads:
             raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.heads ({self.heads})")
         if self.encoding == "rope" and (self.d_model // self.heads) % 2:

@@ -121,6 +121,7 @@ def sparsity_report(df: pd.DataFrame, path) -> list[str]:
     import matplotlib.pyplot as plt
 
     from ..aggregate import final
+    from ..plots import save_figure
 
     last = final(df)
     last = last.assign(k=last["task"].map(_k_of))
@@ -136,9 +137,7 @@ def sparsity_report(df: pd.DataFrame, path) -> list[str]:
     ax.set(xlabel="k (marked bits)", ylabel=f"accuracy at l={FOUR_X}", ylim=(0, 1.05),
            title=f"sparse parity at 4x the training length (L={L_TRAIN})")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path / "accuracy_vs_k.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path / "accuracy_vs_k.png")
     return ["## Accuracy at 4x against k", "", "![accuracy vs k](accuracy_vs_k.png)", ""]
 
 

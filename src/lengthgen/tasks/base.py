@@ -132,6 +132,8 @@ class Task:
 
     def sample(self, rng: np.random.Generator, n: int, length: int) -> list[Example]:
         """n examples of `length`, with consecutive (and, if defined, coupled) position IDs."""
+        if n < 0:
+            raise UserError(f"cannot draw {n} examples of task {self.name!r}; n must be >= 0")
         self.check_length(length)
         out = []
         for prompt, answer, meta in self.generate(rng, n, length):
