@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from lengthgen.presets.sparsity import (FOUR_X, K_KEY, L_TRAIN, LOCALITY_POINTS, METHOD_POINTS, PPC, TASK_POINTS,
-                                        check_coupling, check_locality, check_ppc, check_sparsity, sparsity_table)
+from lengthgen.presets.coupling import METHOD_POINTS, PPC, TASK_POINTS, check_coupling, check_ppc
+from lengthgen.presets.sparsity import (FOUR_X, K_KEY, L_TRAIN, LOCALITY_POINTS, check_locality, check_sparsity,
+                                        sparsity_table)
 
 
 def results(points: list[tuple[dict, int, str, dict[int, float]]]) -> pd.DataFrame:

@@ -80,7 +80,7 @@ def all_presets() -> dict[str, Preset]:
 
 
 def _load_all() -> None:
-    from . import copy_tasks, sparsity, transfer  # noqa: F401  (registration side effects)
+    from . import copy_tasks, coupling, sparsity, transfer  # noqa: F401  (registration side effects)
 
 
 def band_scores(df: pd.DataFrame, task: str, lengths: list[int]) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Paper A presets: sparsity, locality, position coupling and PPC (PAPERS.md A1-A5).
+"""Paper A presets on sparse tasks: sparsity and locality (PAPERS.md A1-A3), and the shared
+scales and helpers of every Paper A preset (coupling and PPC live in `coupling.py`).
 
 Paper A's model sizes are not known (only its abstract could be read), so "paper scale" here is
 Paper B's size (6 layers, d=384, 20k steps, batch 1024, 5 seeds) with Paper A's K_train values;
@@ -44,7 +45,8 @@ def base_config(scale: str, task: dict, lengths: list[int], encoding: str, max_p
     }
 
 
-def _sweep(base: dict, points: list[dict], seeds: list[int]) -> dict:
+def point_sweep(base: dict, points: list[dict], seeds: list[int]) -> dict:
+    """A sweep tree over explicit points on one base config."""
     return {"base": base, "points": points, "seeds": seeds}
 
 
@@ -150,7 +152,7 @@ def _sparsity_scales() -> dict:
         # [ours] NoPE, as in PAPERS.md A1's probe; every k in 1..MAX_K is evaluated, k > K_train too.
         base = base_config(scale, task, SPARSE_LENGTHS, "nope")
         points = [{K_KEY: k, "data.tasks.0.lengths": [k, L_TRAIN]} for k in k_values[scale]]
-        out[scale] = _sweep(base, points, SCALES[scale]["seeds"])
+        out[scale] = point_sweep(base, points, SCALES[scale]["seeds"])
     return out
 
 
@@ -180,7 +182,7 @@ LOCALITY_POINTS = {
 }
 
 
-def _same(cell, value) -> bool:
+def same_cell(cell, value) -> bool:
     """A results cell equals a point value (cells of mixed columns come back as floats or text)."""
     if isinstance(value, bool) or isinstance(cell, bool):
         return str(cell) == str(value)
@@ -194,7 +196,7 @@ def _variant(row) -> str:
     """Which LOCALITY_POINTS entry a results row belongs to (its keys set, every other point key unset)."""
     others = {k for p in LOCALITY_POINTS.values() for k in p}
     for name, point in LOCALITY_POINTS.items():
-        if all(_same(row.get(k), v) for k, v in point.items()) and \
+        if all(same_cell(row.get(k), v) for k, v in point.items()) and \
                 all(pd.isna(row.get(k)) for k in others - set(point)):
             return name
     return "?"
@@ -243,7 +245,7 @@ def _locality_scales() -> dict:
     for scale in SCALES:
         task = {"task": "offset_parity", "lengths": [4, L_TRAIN], "params": {"dependency": "local"}}
         base = base_config(scale, task, SPARSE_LENGTHS, "rope")
-        out[scale] = _sweep(base, list(LOCALITY_POINTS.values()), SCALES[scale]["seeds"])
+        out[scale] = point_sweep(base, list(LOCALITY_POINTS.values()), SCALES[scale]["seeds"])
     return out
 
 
@@ -252,174 +254,3 @@ register_preset(Preset(
     "A parity of two bits at fixed offsets before the query generalizes from l <= 20 to 4x; a parity of "
     "the first and the middle bit does not, unless position coupling makes it local in ID space.",
     _locality_scales(), check_locality, [L_TRAIN, 2 * L_TRAIN]))
-
-
-# ---------------------------------------------------------------------------------- a-coupling
-
-COUPLING_TRAIN_MAX = 10
-COUPLING_LENGTHS = list(range(1, 13)) + [16, 20, 24, 28, 32, 36, 40]
-TASK_POINTS = {
-    "copy": {"data.tasks.0.task": "copy"},
-    "reverse": {"data.tasks.0.task": "reverse"},
-    "reverse_add": {"data.tasks.0.task": "reverse_add", "data.tasks.0.params.pad_operands": True},
-}
-METHOD_POINTS = {
-    "coupling": {"model.encoding": "learned", "positions.train": "coupled_random_offset", "positions.eval": "coupled"},
-    "nope": {"model.encoding": "nope"},
-    "rope": {"model.encoding": "rope"},
-    # [ours] learned absolute IDs trained at random offsets, so every ID is trained: the fair APE baseline.
-    "learned": {"model.encoding": "learned", "positions.train": "random_offset"},
-}
-
-
-def method_of(row) -> str:
-    """Which method (coupling, ppc or a plain encoding) a results row used."""
-    if _same(row.get("model.position_head"), True):
-        return "ppc"
-    if _same(row.get("positions.eval"), "coupled"):
-        return "coupling"
-    return str(row.get("model.encoding"))
-
-
-def method_table(df: pd.DataFrame, train_max: dict[str, int]) -> pd.DataFrame:
-    """Per (task, method): fit over lengths <= L and exact match at 2L and 4L; best, mean, every seed."""
-    from ..aggregate import final, grid_columns
-
-    last = final(df)
-    keys = grid_columns(df)
-    tables = []
-    for task, top in train_max.items():
-        sub = last[last["task"] == task]
-        if sub.empty:
-            continue
-        for label, lengths in (("fit", list(range(1, top + 1))), ("at_2x", [2 * top]), ("at_4x", [4 * top])):
-            scores = sub[sub["length"].isin(lengths)].groupby([*keys, "seed"], dropna=False)
-            scores = scores["exact_match"].mean().reset_index()
-            if scores.empty:
-                continue
-            scores = scores.assign(method=scores.apply(method_of, axis=1)).drop(columns=keys)
-            best = best_over_seeds(scores).rename(
-                columns={"best": f"{label}_best", "mean": f"{label}_mean", "seeds": f"{label}_seeds"})
-            tables.append(best.assign(task=task))
-    if not tables:
-        return pd.DataFrame(columns=["task", "method"])
-    merged = []
-    for task in dict.fromkeys(t["task"].iloc[0] for t in tables):
-        parts = [t for t in tables if t["task"].iloc[0] == task]
-        one = parts[0]
-        for part in parts[1:]:
-            one = one.merge(part, on=["task", "method"], how="outer")
-        merged.append(one)
-    table = pd.concat(merged, ignore_index=True)
-    return table[["task", "method", *[c for c in table.columns if c not in ("task", "method")]]]
-
-
-def _beats(table: pd.DataFrame, task: str, winner: str, losers: list[str], margin: float) -> bool:
-    t = table[table["task"] == task].set_index("method")
-    return all(t.loc[winner, f"at_{x}_best"] - t.loc[loser, f"at_{x}_best"] >= margin
-               for x in ("2x", "4x") for loser in losers)
-
-
-def _unfitted(table: pd.DataFrame, need: dict[str, list[str]]) -> bool:
-    """Whether a (task, method) the check needs is missing, unfitted, or lacks 2x/4x numbers."""
-    for task, methods in need.items():
-        t = table[table["task"] == task].set_index("method")
-        for m in methods:
-            if m not in t.index or "at_4x_best" not in t or pd.isna(t.loc[m, "at_4x_best"]) \
-                    or pd.isna(t.loc[m, "at_2x_best"]) or t.loc[m, "fit_best"] < FIT:
-                return True
-    return False
-
-
-MARGIN = 0.3
-
-
-def check_coupling(df: pd.DataFrame) -> Verdict:
-    """Coupling beats every plain encoding at 2x and 4x on copy, reverse and addition."""
-    table = method_table(df, {t: COUPLING_TRAIN_MAX for t in TASK_POINTS})
-    plain = [m for m in METHOD_POINTS if m != "coupling"]
-    rule = (f"INCONCLUSIVE unless every (task, method) point's best seed fits lengths 1-{COUPLING_TRAIN_MAX} "
-            f"(mean exact match >= {FIT}); then PASS if, for copy, reverse and reverse_add, the best seed of "
-            f"coupling beats the best seed of every plain encoding ({', '.join(plain)}) by >= {MARGIN} exact "
-            f"match at 2x ({2 * COUPLING_TRAIN_MAX}) and at 4x ({4 * COUPLING_TRAIN_MAX}); FAIL otherwise.")
-    need = {t: list(METHOD_POINTS) for t in TASK_POINTS}
-    if table.empty or _unfitted(table, need):
-        return Verdict("INCONCLUSIVE", rule, table)
-    ok = all(_beats(table, t, "coupling", plain, MARGIN) for t in TASK_POINTS)
-    return Verdict("PASS" if ok else "FAIL", rule, table)
-
-
-def _coupling_scales() -> dict:
-    out = {}
-    for scale in SCALES:
-        task = {"task": "copy", "lengths": [1, COUPLING_TRAIN_MAX], "params": {}}
-        base = base_config(scale, task, COUPLING_LENGTHS, "rope")
-        if scale == "cpu":  # [ours] d=128 at CPU scale: addition needs more width than parity
-            base["model"].update(d_model=128, d_ff=512)
-        points = [{**tp, **mp} for tp in TASK_POINTS.values() for mp in METHOD_POINTS.values()]
-        seeds = SCALES[scale]["seeds"][:2] if scale == "cpu" else SCALES[scale]["seeds"]
-        out[scale] = _sweep(base, points, seeds)
-    return out
-
-
-register_preset(Preset(
-    "a-coupling", "A-coupling",
-    f"Position coupling (learned IDs, random training offset) trained on lengths 1-{COUPLING_TRAIN_MAX} "
-    "generalizes to 2x and 4x on copy, reverse and reverse addition (zero-padded operands), where NoPE, RoPE "
-    "and learned absolute IDs do not.",
-    _coupling_scales(), check_coupling, [COUPLING_TRAIN_MAX, 2 * COUPLING_TRAIN_MAX]))
-
-
-# ---------------------------------------------------------------------------------- a-ppc
-
-VA_TRAIN_MAX = 8
-# Coupling's best score at 2x/4x on copy and reverse below which "PPC matches coupling" is vacuous.
-PPC_BASELINE = 0.5
-PPC = {"model.encoding": "learned", "model.position_head": True, "positions.train": "coupled_random_offset",
-       "positions.eval": "coupled"}
-# PAPERS.md A5's controls: copy with repeated symbols (three letters, so the head cannot find an
-# ID by content and must count), and reverse.
-PPC_CONTROLS = {"copy": {**TASK_POINTS["copy"], "data.tasks.0.params.alphabet": "abc"}, "reverse": TASK_POINTS["reverse"]}
-PPC_POINTS = [
-    *({**PPC_CONTROLS[t], **m} for t in ("copy", "reverse") for m in (METHOD_POINTS["coupling"], PPC)),
-    *({"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": [1, VA_TRAIN_MAX], **m}
-      for m in (PPC, METHOD_POINTS["nope"], METHOD_POINTS["rope"])),
-]
-
-
-def check_ppc(df: pd.DataFrame) -> Verdict:
-    """PPC matches coupling on copy/reverse; on variable assignment it beats the plain encodings."""
-    table = method_table(df, {"copy": COUPLING_TRAIN_MAX, "reverse": COUPLING_TRAIN_MAX,
-                              "variable_assignment": VA_TRAIN_MAX})
-    rule = (f"INCONCLUSIVE unless every point's best seed fits in distribution (mean exact match >= {FIT}) and "
-            f"coupling's best seed generalizes on copy and reverse (>= {PPC_BASELINE} at 2x and 4x; below that, "
-            "'PPC matches coupling' would be vacuous); "
-            "then PASS if (1) on copy and reverse PPC's best seed is within 0.1 of coupling's (or above it) at "
-            f"2x and 4x, and (2) on variable_assignment (trained 1-{VA_TRAIN_MAX} statements) PPC's best seed "
-            f"beats the best seed of NoPE and RoPE by >= {MARGIN} at 2x and 4x; FAIL otherwise. PPC is scored "
-            "by greedy decoding on its own predicted IDs; position_accuracy is in results.csv.")
-    need = {"copy": ["coupling", "ppc"], "reverse": ["coupling", "ppc"], "variable_assignment": ["ppc", "nope", "rope"]}
-    if table.empty or _unfitted(table, need):
-        return Verdict("INCONCLUSIVE", rule, table)
-    coupling = table[table["method"] == "coupling"].set_index("task")
-    if (coupling.loc[["copy", "reverse"], ["at_2x_best", "at_4x_best"]].to_numpy() < PPC_BASELINE).any():
-        return Verdict("INCONCLUSIVE", rule, table)
-    matches = all(_beats(table, t, "ppc", ["coupling"], -0.1) for t in ("copy", "reverse"))
-    wins = _beats(table, "variable_assignment", "ppc", ["nope", "rope"], MARGIN)
-    return Verdict("PASS" if matches and wins else "FAIL", rule, table)
-
-
-def _ppc_scales() -> dict:
-    out = {}
-    for scale, coupling in _coupling_scales().items():
-        base = coupling["base"]
-        base["eval"]["mode"] = "greedy"  # every point decodes: PPC must use its own IDs, the rest alike
-        out[scale] = _sweep(base, PPC_POINTS, coupling["seeds"])
-    return out
-
-
-register_preset(Preset(
-    "a-ppc", "A-ppc",
-    "Predictive Position Coupling matches position coupling on copy and reverse, and generalizes on variable "
-    "assignment, where coupling cannot be used at test time and plain encodings fail.",
-    _ppc_scales(), check_ppc, [VA_TRAIN_MAX, 2 * VA_TRAIN_MAX]))
