@@ -5,6 +5,8 @@ Run (from the repository root, with the venv active):
     python benchmarks/train_throughput.py                       # full run, defaults below
     python benchmarks/train_throughput.py --steps 2 --repeats 1 --sizes small   # quick check
     python benchmarks/train_throughput.py --json results.json   # also write the results
+    python benchmarks/train_throughput.py --workload answers    # Paper B's answer-only loss
+    python benchmarks/train_throughput.py --compile             # also torch.compile (slow start)
 
 What it measures, per model size (small: 2 layers, d_model 128, 4 heads, d_ff 512; base: 6
 layers, d_model 384, 6 heads, d_ff 1536; vocabulary = len(Vocab.default())) and precision
@@ -16,10 +18,18 @@ layers, d_model 384, 6 heads, d_ff 1536; vocabulary = len(Vocab.default())) and 
   * transformers LlamaForCausalLM with attn_implementation="sdpa", same sizes, untied head,
     rms_norm_eps 1e-6, num_key_value_heads = heads.
 
-One training step = forward on random tokens [batch, seq_len] with position IDs 0..seq_len-1,
-loss = cross entropy (float32 logits, mean over all batch*seq_len tokens against random
-targets, computed identically for both models), backward, AdamW step (lr 1e-3, betas
-(0.9, 0.98), weight decay 0.01), zero_grad. After --warmup untimed steps, --repeats timed
+One training step = forward, loss, backward, fused AdamW step (lr 1e-3, betas (0.9, 0.98),
+weight decay 0.01; the HF Trainer's default optimizer too), zero_grad, on one of two workloads:
+
+  * `--workload lm` (default): random tokens [batch, seq_len] at position IDs 0..seq_len-1,
+    cross entropy (float32 logits) at every position against random targets, computed
+    identically for both models;
+  * `--workload answers`: a real batch of reverse addition (operands of 1..--max-digits digits,
+    right-padded), loss on answer and <eos> targets only, as Paper B trains. Each side does what
+    its own training code does: lengthgen feeds only the answer positions to the LM head
+    (`select`), HF computes logits everywhere and masks labels with -100 (the HF Trainer's way).
+    Same gradient, different work: this measures lengthgen's training path, not only its model.
+ After --warmup untimed steps, --repeats timed
 windows of --steps steps each are run, with the implementations of one (size, precision)
 interleaved window by window so that background load hits them alike. Reported: the median
 tokens/s over the windows (tokens = batch * seq_len per step) and the ratio to HF at the same
@@ -47,18 +57,9 @@ import time
 import torch
 import torch.nn.functional as F
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM
 
-from lengthgen.model.config import ModelConfig
-from lengthgen.model.transformer import Decoder
+from common import SIZES, build_hf, build_lengthgen, peak_matmul_flops
 from lengthgen.vocab import Vocab
-
-SIZES = {
-    "small": dict(layers=2, d_model=128, heads=4, d_ff=512),
-    "base": dict(layers=6, d_model=384, heads=6, d_ff=1536),
-}
-MAX_POSITION = 512
-
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -70,37 +71,12 @@ def parse_args():
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--sizes", default="small,base", help=f"comma-separated subset of {','.join(SIZES)}")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--workload", choices=["lm", "answers"], default="lm",
+                   help="lm: random tokens, loss at every position; answers: real reverse-addition batches "
+                        "(operands up to --max-digits), loss on answer tokens only, as Paper B trains")
+    p.add_argument("--max-digits", type=int, default=16, help="answers workload: longest operand")
+    p.add_argument("--compile", action="store_true", help="also time lengthgen under torch.compile (attention auto)")
     return p.parse_args()
-
-
-def peak_matmul_flops(dtype, n=2048, reps=10) -> float:
-    """Median FLOP/s of an n x n matmul in the given dtype."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    for _ in range(3):  # warm up (oneDNN/MKL kernel selection)
-        a @ b
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times)
-
-
-def build_lengthgen(size, vocab_size, attention):
-    cfg = ModelConfig(**size, encoding="rope", attention=attention)
-    return Decoder(cfg, vocab_size, max_position=MAX_POSITION)
-
-
-def build_hf(size, vocab_size):
-    cfg = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=size["d_model"], intermediate_size=size["d_ff"],
-        num_hidden_layers=size["layers"], num_attention_heads=size["heads"],
-        num_key_value_heads=size["heads"], max_position_embeddings=MAX_POSITION,
-        rms_norm_eps=1e-6, tie_word_embeddings=False, use_cache=False, attn_implementation="sdpa",
-    )
-    model = LlamaForCausalLM(cfg)
-    assert model.config._attn_implementation == "sdpa"
-    return model
 
 
 def matmul_params(model) -> int:
@@ -112,20 +88,18 @@ def matmul_params(model) -> int:
 class Runner:
     """One model + optimizer + fixed batch; `window(n)` times n training steps."""
 
-    def __init__(self, name, model, forward, bf16, batch, seq_len, vocab_size):
-        self.name, self.model, self.forward, self.bf16 = name, model.train(), forward, bf16
-        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
-        gen = torch.Generator().manual_seed(0)
-        self.tokens = torch.randint(vocab_size, (batch, seq_len), generator=gen)
-        self.targets = torch.randint(vocab_size, (batch, seq_len), generator=gen)
-        self.position_ids = torch.arange(seq_len).expand(batch, seq_len)
+    def __init__(self, name, model, loss_fn, bf16, data):
+        self.name, self.model, self.loss_fn, self.bf16 = name, model.train(), loss_fn, bf16
+        # Fused on both sides: lengthgen's trainer uses it, and so does the HF Trainer by default
+        # (optim "adamw_torch_fused" with torch >= 2.8).
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01, fused=True)
+        self.tokens, self.targets, self.position_ids, self.loss_mask = data
         self.rates: list[float] = []
         self.n_matmul = matmul_params(model)
 
     def step(self):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.forward(self.model, self.tokens, self.position_ids)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), self.targets.flatten())
+            loss = self.loss_fn(self.model, self.tokens, self.position_ids, self.targets, self.loss_mask)
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
@@ -138,23 +112,55 @@ class Runner:
         self.rates.append(steps * self.tokens.numel() / (time.perf_counter() - t0))
 
 
-def lengthgen_forward(model, tokens, position_ids):
-    return model(tokens, position_ids)
+def lengthgen_loss(model, tokens, position_ids, targets, mask):
+    """lengthgen's training path: with a loss mask only the selected positions reach the LM head."""
+    if mask is None:
+        return F.cross_entropy(model(tokens, position_ids).float().flatten(0, 1), targets.flatten())
+    return F.cross_entropy(model(tokens, position_ids, select=mask).float(), targets[mask])
 
 
-def hf_forward(model, tokens, position_ids):
-    return model(input_ids=tokens, position_ids=position_ids, use_cache=False).logits
+def hf_loss(model, tokens, position_ids, targets, mask):
+    """What the HF Trainer does: logits everywhere, masked labels set to -100."""
+    logits = model(input_ids=tokens, position_ids=position_ids, use_cache=False).logits
+    labels = targets if mask is None else targets.masked_fill(~mask, -100)
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
-def runners_for(size, precision, args, vocab_size):
+def make_data(args, vocab):
+    """(tokens, targets, position_ids, loss_mask or None) of the chosen workload."""
+    if args.workload == "lm":
+        gen = torch.Generator().manual_seed(0)
+        tokens = torch.randint(len(vocab), (args.batch, args.seq_len), generator=gen)
+        targets = torch.randint(len(vocab), (args.batch, args.seq_len), generator=gen)
+        return tokens, targets, torch.arange(args.seq_len).expand(args.batch, args.seq_len), None
+    import numpy as np
+
+    from lengthgen.data import TaskMixture, build_spec, collate
+    from lengthgen.positions import PolicySettings
+
+    mixture = TaskMixture([build_spec({"task": "reverse_add", "lengths": [1, args.max_digits]})], "consecutive",
+                          PolicySettings())
+    b = collate(mixture.sample(np.random.default_rng(0), args.batch), vocab)
+    return b.tokens, b.targets, b.position_ids, b.loss_mask
+
+
+def compiled(model):
+    """The model's forward under torch.compile, as `train.compile: true` does it."""
+    model.forward = torch.compile(model.forward, dynamic=True)
+    return model
+
+
+def runners_for(size, precision, data, vocab_size, with_compile=False):
     bf16 = precision == "bf16"
-    specs = [(f"lengthgen ({a})", lambda a=a: build_lengthgen(size, vocab_size, a), lengthgen_forward)
+    specs = [(f"lengthgen ({a})", lambda a=a: build_lengthgen(size, vocab_size, a), lengthgen_loss)
              for a in (["sdpa", "math"] if bf16 else ["auto"])]
-    specs.append(("HF Llama (sdpa)", lambda: build_hf(size, vocab_size), hf_forward))
+    if with_compile:
+        specs.append(("lengthgen compiled", lambda: compiled(build_lengthgen(size, vocab_size)), lengthgen_loss))
+    specs.append(("HF Llama (sdpa)", lambda: build_hf(size, vocab_size), hf_loss))
     runners = []
-    for name, build, forward in specs:
+    for name, build, loss_fn in specs:
         torch.manual_seed(0)
-        runners.append(Runner(name, build(), forward, bf16, args.batch, args.seq_len, vocab_size))
+        runners.append(Runner(name, build(), loss_fn, bf16, data))
     return runners
 
 
@@ -163,24 +169,28 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]  # 1-minute; this machine is shared, and other load skews everything
-    vocab_size = len(Vocab.default())
+    vocab = Vocab.default()
+    vocab_size = len(vocab)
     peaks = {"fp32": peak_matmul_flops(torch.float32), "bf16": peak_matmul_flops(torch.bfloat16)}
-    tokens = args.batch * args.seq_len
+    data = make_data(args, vocab)
+    batch, seq_len = data[0].shape
+    tokens = batch * seq_len
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"threads {torch.get_num_threads()}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"load average before start {load:.2f}")
-    print(f"batch {args.batch}, seq_len {args.seq_len}, vocab {vocab_size}, warmup {args.warmup}, "
+    what = "random tokens, loss everywhere" if data[3] is None else f"{int(data[3].sum())} answer targets"
+    print(f"workload {args.workload} ({what}), batch {batch}, seq_len {seq_len}, vocab {vocab_size}, warmup {args.warmup}, "
           f"{args.repeats} windows x {args.steps} steps (median reported)")
     print("peak matmul 2048^2: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
     print("HF attention implementation: sdpa; lengthgen fp32 'auto' = sdpa, bf16 'auto' = math\n")
-    header = f"{'size':<6} {'prec':<5} {'implementation':<17} {'tokens/s':>10} {'vs HF':>7} {'GFLOP/s':>8} {'MFU':>6}"
+    header = f"{'size':<6} {'prec':<5} {'implementation':<19} {'tokens/s':>10} {'vs HF':>7} {'GFLOP/s':>8} {'MFU':>6}"
     print(header)
     print("-" * len(header))
     rows = []
     for size_name in args.sizes.split(","):
         size = SIZES[size_name]
         for precision in ("fp32", "bf16"):
-            runners = runners_for(size, precision, args, vocab_size)
+            runners = runners_for(size, precision, data, vocab_size, args.compile)
             for r in runners:
                 for _ in range(args.warmup):
                     r.step()
@@ -191,18 +201,18 @@ def main():
             for r in runners:
                 rate = statistics.median(r.rates)
                 flops_per_step = (6 * r.n_matmul * tokens
-                                  + 12 * size["layers"] * args.batch * args.seq_len**2 * size["d_model"])
+                                  + 12 * size["layers"] * batch * seq_len**2 * size["d_model"])
                 flops = flops_per_step * rate / tokens
                 row = dict(size=size_name, **size, precision=precision, implementation=r.name,
                            tokens_per_s=rate, windows_tokens_per_s=r.rates, ratio_vs_hf=rate / hf_rate,
                            matmul_params=r.n_matmul, model_flops_per_s=flops, mfu=flops / peaks[precision])
                 rows.append(row)
-                print(f"{size_name:<6} {precision:<5} {r.name:<17} {rate:>10.0f} {rate / hf_rate:>6.2f}x "
+                print(f"{size_name:<6} {precision:<5} {r.name:<19} {rate:>10.0f} {rate / hf_rate:>6.2f}x "
                       f"{flops / 1e9:>8.1f} {100 * row['mfu']:>5.1f}%", flush=True)
             del runners
     if args.json:
         meta = dict(torch=torch.__version__, transformers=transformers.__version__,
-                    threads=torch.get_num_threads(), batch=args.batch, seq_len=args.seq_len,
+                    threads=torch.get_num_threads(), workload=args.workload, batch=batch, seq_len=seq_len,
                     steps=args.steps, warmup=args.warmup, repeats=args.repeats, vocab_size=vocab_size,
                     peak_flops=peaks, hf_attention="sdpa", load_average_start=load)
         with open(args.json, "w") as f:

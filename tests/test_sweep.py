@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from lengthgen.cli import main
-from lengthgen.executors import EXECUTORS, execute_job
+from lengthgen.errors import UserError
+from lengthgen.executors import EXECUTORS, Job, execute_job, ray_resources
 from lengthgen.report import write_report
 from lengthgen.sweep import SweepDir, expand, load_spec, parse_spec, run_sweep
 
@@ -66,12 +67,16 @@ def test_sweep_runs_aggregates_plots_and_reports(finished):
     for needle in ("## Runs", "4 of 4 runs finished", "lengths.png", "steps.png", "## Configuration"):
         assert needle in report
     assert (path / "lengths.png").stat().st_size > 10_000 and (path / "steps.png").stat().st_size > 10_000
+    (session,) = SweepDir(path).sessions()
+    assert session["runs"] == 4 and session["completed"] and session["workers"] == 2 and session["wall_s"] > 0
+    assert f"Sweep wall time {session['wall_s']:.0f} s over 1 invocation(s)" in report
 
 
 def test_rerun_does_no_work(finished):
     path, _ = finished
     before = {p: p.stat().st_mtime_ns for p in path.glob("runs/*/eval.csv")}
     assert run_sweep(parse_spec(SPEC), path, workers=2, threads=1, quiet=True) == []
+    assert len(SweepDir(path).sessions()) == 1  # nothing ran, nothing recorded
     assert before == {p: p.stat().st_mtime_ns for p in path.glob("runs/*/eval.csv")}
 
 
@@ -163,8 +168,24 @@ def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(finished, tmp_path):
     assert not _live_members(proc.pid, within=10)  # no worker of that sweep trains on
     results = run_sweep(load_spec(spec), tmp_path / "tiny", workers=2, threads=1, quiet=True)
     assert all(r.status == "done" for r in results) and len(list(runs.glob("*/done.json"))) == 4
+    interrupted, resumed = SweepDir(tmp_path / "tiny").sessions()
+    assert not interrupted["completed"] and resumed["completed"] and resumed["runs"] == len(results)
     write_report(tmp_path / "tiny")
     pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
+
+
+def test_ray_reserves_a_gpu_per_cuda_run():
+    """One run per GPU: a CUDA run (or auto on a cluster with GPUs) reserves a whole GPU; CUDA asked
+    of a cluster without GPUs fails before anything is queued, instead of waiting forever."""
+    def job(device, threads=2):
+        return Job("r", {"train": {"device": device}}, "runs/r", threads)
+
+    assert ray_resources(job("cuda"), cluster_gpus=8) == {"num_cpus": 2, "num_gpus": 1}
+    assert ray_resources(job("auto", 4), cluster_gpus=8) == {"num_cpus": 4, "num_gpus": 1}
+    assert ray_resources(job("auto"), cluster_gpus=0) == {"num_cpus": 2, "num_gpus": 0}
+    assert ray_resources(job("cpu"), cluster_gpus=8) == {"num_cpus": 2, "num_gpus": 0}
+    with pytest.raises(UserError, match="asks for train.device cuda, but the Ray cluster has no GPU"):
+        ray_resources(job("cuda"), cluster_gpus=0)
 
 
 def test_ray_executor_gives_the_same_table(finished, tmp_path):

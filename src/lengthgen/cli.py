@@ -117,33 +117,47 @@ def cmd_data(args) -> None:
 
 
 def cmd_train(args) -> None:
-    """Train a config into runs/<name>/ and print the final per-length table."""
+    """Train a config into runs/<name>/ and print the final per-length table (under torchrun every
+    process runs this, data-parallel, and rank 0 alone writes the run directory and prints)."""
+    from . import distributed
     from .config import load_config
     from .evaluate import check_positions_fit
     from .experiment import build_experiment
     from .plots import plot_length_curve
+    from .runtime import device_type
     from .train import run_training
 
     cfg = load_config(args.config, args.overrides)
     if args.name:
         cfg = cfg.model_copy(update={"name": args.name})
     run = RunDir(Path(args.dir) / cfg.name)
+    device = args.device or cfg.train.device
+    with distributed.process_group(device_type(device), cfg.train.collective_timeout):
+        rank0 = distributed.is_main()
+        distributed.shard_range(cfg.data.shards)  # the process count fits the data shards
+        exp = build_experiment(cfg, device=device)  # validates tasks before anything is written
+        check_positions_fit(exp.model, exp.specs, cfg.eval.length_list(), cfg.seed.eval, cfg.positions.eval,
+                            cfg.positions.settings(), cfg.eval.n)
+        distributed.on_main(lambda: _prepare_run(run, cfg, args))
+        if rank0:
+            print(f"run {run.path}  device {exp.device}  precision {exp.precision}  "
+                  f"parameters {exp.model.num_parameters():,}  processes {distributed.world_size()}", file=sys.stderr)
+        start = time.perf_counter()
+        rows = run_training(exp, run, resume=args.resume, quiet=args.quiet)
+    if rank0:
+        train_max = {v.name: s.lengths[1] for s in exp.specs for v in s.eval_variants()}
+        plot = plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
+        print(f"done in {time.perf_counter() - start:.1f}s; results in {run.path / 'eval.csv'}, plot {plot}")
+
+
+def _prepare_run(run: RunDir, cfg, args) -> None:
+    """Refuse to resume with another config; create (or with --force replace) the run directory."""
     if args.resume and run.exists():
         stored = run.read_config()
         if stored.model_dump() != cfg.model_dump():
             raise UserError(f"--resume: the config differs from the one stored in {str(run.path)!r}; "
                             "resume with the same config and overrides")
-    exp = build_experiment(cfg, device=args.device)  # validates tasks before anything is written
-    check_positions_fit(exp.model, exp.specs, cfg.eval.length_list(), cfg.seed.eval, cfg.positions.eval,
-                        cfg.positions.settings(), cfg.eval.n)
     run.prepare(force=args.force, resume=args.resume and run.exists())
-    print(f"run {run.path}  device {exp.device}  precision {exp.precision}  "
-          f"parameters {exp.model.num_parameters():,}", file=sys.stderr)
-    start = time.perf_counter()
-    rows = run_training(exp, run, resume=args.resume, quiet=args.quiet)
-    train_max = {v.name: s.lengths[1] for s in exp.specs for v in s.eval_variants()}
-    plot = plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
-    print(f"done in {time.perf_counter() - start:.1f}s; results in {run.path / 'eval.csv'}, plot {plot}")
 
 
 def cmd_eval(args) -> None:

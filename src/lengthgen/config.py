@@ -82,10 +82,17 @@ class DataConfig(Strict):
     aux: bool = Field(True, description="false: train only the group's main task (the no-auxiliary baseline)")
     markers: bool = Field(False, description="wrap task i's prompt in marker token <ti> on both sides")
     marker_repeat: int = Field(1, ge=1)
-    batch_size: int = Field(64, ge=1, le=MAX_COUNT)
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT, description="the global batch, over all processes")
+    shards: int = Field(
+        1, ge=1, le=MAX_COUNT,
+        description="the global batch of each step is this many equal sub-batches, shard k drawn from "
+                    "(seed.data, step, k); data-parallel processes split the shards, so the same config trains "
+                    "on the same batches with any process count that divides it")
 
     @model_validator(mode="after")
     def _nonempty(self) -> "DataConfig":
+        if self.batch_size % self.shards:
+            raise ValueError(f"data.batch_size ({self.batch_size}) must be divisible by data.shards ({self.shards})")
         if self.group is not None:
             from .tasks.groups import GROUPS
             from .errors import choices_error
@@ -135,6 +142,9 @@ class TrainConfig(Strict):
     eval_every: int = Field(0, ge=0, description="0: only at the end")
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
     keep_checkpoints: int = 2
+    collective_timeout: float = Field(
+        600.0, gt=0, le=86400, description="data-parallel runs: seconds a process waits for the others at a "
+                                           "collective (gradient sync, evaluation gather) before the job fails")
     position_loss_weight: float = Field(
         1.0, ge=0.0, description="PPC lambda: loss = CE(token) + lambda * CE(position ID); used only when "
                                  "model.position_head is true (ignored otherwise)")

@@ -102,9 +102,10 @@ class TaskMixture:
         return apply_policy([out[i] for i in order], self.policy, rng, self.settings)
 
 
-def batch_rng(data_seed: int, step: int, rank: int = 0) -> np.random.Generator:
-    """The generator for one training step: resuming at a step reproduces its batch exactly."""
-    return np.random.default_rng([data_seed, step, rank])
+def batch_rng(data_seed: int, step: int, shard: int = 0) -> np.random.Generator:
+    """The generator of one shard of one training step's batch (see `data.shards`): resuming at a
+    step reproduces its batch exactly, and any process count draws the same shards."""
+    return np.random.default_rng([data_seed, step, shard])
 
 
 def eval_examples(spec: TaskSpec, length: int, n: int, eval_seed: int, policy: str,
@@ -131,10 +132,11 @@ class Batch:
     position_targets: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
-        """Move every tensor (non-blocking where the device allows it)."""
-        kw = {"non_blocking": True}
+        """Move every tensor; to a GPU through pinned memory, so the copy does not block the host."""
+        pin = torch.device(device).type == "cuda"  # a copy from pageable memory is synchronous
         moved = (getattr(self, f.name) for f in fields(self))
-        return Batch(*(t if t is None else t.to(device, **kw) for t in moved))
+        return Batch(*(t if t is None else (t.pin_memory() if pin else t).to(device, non_blocking=True)
+                       for t in moved))
 
     @property
     def num_tokens(self) -> int:

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import distributed
 from .data import TaskSpec, collate, collate_prompts, eval_examples
 from .decoding import greedy_decode, ppc_greedy_decode
 from .model.transformer import Decoder
@@ -56,11 +57,14 @@ def score_teacher_forced(model: Decoder, examples: list[Example], vocab: Vocab, 
     """Argmax at every answer position given the true prefix."""
     batch = collate(examples, vocab).to(device)
     # Right padding under a causal mask: real tokens never see pads, so no mask is needed.
+    # Only answer positions reach the LM head, as in training.
     with autocast(device, precision):
-        logits = model(batch.tokens, batch.position_ids)
-    hit = (logits.argmax(-1) == batch.targets) & batch.loss_mask
-    exact = (hit | ~batch.loss_mask).all(dim=1)
-    return exact.cpu().numpy(), int(hit.sum()), int(batch.loss_mask.sum())
+        logits = model(batch.tokens, batch.position_ids, select=batch.loss_mask)
+    right = logits.argmax(-1) == batch.targets[batch.loss_mask]
+    wrong = torch.zeros_like(batch.loss_mask)
+    wrong[batch.loss_mask] = ~right
+    exact = ~wrong.any(dim=1)
+    return exact.cpu().numpy(), int(right.sum()), int(batch.loss_mask.sum())
 
 
 def score_greedy(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> Scores:
@@ -127,7 +131,7 @@ def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int
         return
     for spec in (variant for s in specs for variant in s.eval_variants()):
         task = spec.eval_task
-        usable = [n for n in lengths if n >= task.min_length and (task.max_length is None or n <= task.max_length)]
+        usable = [n for n in lengths if _can_make(task, n)]
         if not usable:
             continue
         longest = max(usable)
@@ -150,34 +154,41 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
              policy: str, settings: PolicySettings, vocab: Vocab, mode: str = "teacher_forced",
              batch_size: int = 256, device=torch.device("cpu"), precision: str = "float32",
              step: int = 0, progress=None) -> list[EvalRow]:
-    """Score every task at every length it can make; returns one EvalRow per (task, length)."""
+    """Score every task at every length it can make; returns one EvalRow per (task, length).
+
+    In a data-parallel job every rank must call this at once: the batches are dealt out over the
+    ranks and their counts gathered, so each rank returns the rows a single process would. Each
+    batch is the one a single process would score (the same examples, the same padding).
+    """
     ppc = has_position_head(model)
     scorer = (PPC_SCORERS if ppc else SCORERS)[mode]
     was_training = model.training
     model.eval()
+    sets = [(spec, length) for spec in (variant for s in specs for variant in s.eval_variants())
+            for length in lengths if _can_make(spec.eval_task, length)]
+    units = [(i, start) for i in range(len(sets)) for start in range(0, n, batch_size)]
+    counts, current, examples = {}, None, []
+    for i, start in units[distributed.rank()::distributed.world_size()]:
+        if i != current:  # a rank generates only the sets it scores, one at a time
+            current, examples = i, eval_examples(*sets[i], n, eval_seed, policy, settings)
+        exact, *rest = scorer(model, examples[start : start + batch_size], vocab, device, precision)
+        counts[i, start] = (int(exact.sum()), *rest)
+    for part in distributed.gather_objects(counts):
+        counts.update(part)
     rows = []
-    for spec in (variant for s in specs for variant in s.eval_variants()):
-        task = spec.eval_task
-        for length in lengths:
-            hi = task.max_length
-            if length < task.min_length or (hi is not None and length > hi):
-                continue
-            examples = eval_examples(spec, length, n, eval_seed, policy, settings)
-            exact, correct, total, position_correct, position_total = [], 0, 0, 0, 0
-            for start in range(0, n, batch_size):
-                e, c, t, *position = scorer(model, examples[start : start + batch_size], vocab, device, precision)
-                exact.append(e)
-                correct, total = correct + c, total + t
-                if position:
-                    position_correct, position_total = position_correct + position[0], position_total + position[1]
-            exact_all = np.concatenate(exact)
-            position_accuracy = position_correct / position_total if ppc and position_total else float("nan")
-            rows.append(EvalRow(step, spec.name, length, n, float(exact_all.mean()), correct / max(total, 1),
-                                position_accuracy))
-            if progress is not None:
-                progress(rows[-1])
+    for i, (spec, length) in enumerate(sets):
+        # exact, correct tokens, answer tokens (+ correct and counted IDs under PPC), summed over batches
+        total = [sum(column) for column in zip(*(counts[i, start] for start in range(0, n, batch_size)))]
+        position_accuracy = total[3] / total[4] if ppc and total[4] else float("nan")
+        rows.append(EvalRow(step, spec.name, length, n, total[0] / n, total[1] / max(total[2], 1), position_accuracy))
+        if progress is not None:
+            progress(rows[-1])
     model.train(was_training)
     return rows
+
+
+def _can_make(task, length: int) -> bool:
+    return task.min_length <= length and (task.max_length is None or length <= task.max_length)
 
 
 def format_table(rows: list[EvalRow]) -> str:

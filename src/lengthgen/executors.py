@@ -126,7 +126,7 @@ def _local_results(jobs: list[Job], workers: int) -> Iterator[JobResult]:
 
 @register_executor("ray")
 def run_ray(jobs: list[Job], workers: int, address: str | None = None) -> Iterator[JobResult]:
-    """Ray tasks, one per run, each reserving `threads` CPUs (and a GPU when CUDA is asked for).
+    """Ray tasks, one per run, each reserving what `ray_resources` declares for it.
 
     address: a cluster address ('auto', 'ray://host:port', 'host:port'), or 'local' / none
     to start a Ray instance on this machine.
@@ -142,17 +142,30 @@ def run_ray(jobs: list[Job], workers: int, address: str | None = None) -> Iterat
         except Exception as err:  # noqa: BLE001 -- Ray raises several types for an unreachable cluster
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise UserError(f"cannot start or reach Ray at address {address!r}: {first}") from None
-    return _ray_results(ray, jobs)
-
-
-def _ray_results(ray, jobs: list[Job]) -> Iterator[JobResult]:
-    pending = {}
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    for job in jobs:
-        device = job.config.get("train", {}).get("device", "auto")
-        # Ray hides GPUs from tasks that reserve none, so 'auto' must reserve one to see it.
-        gpus = 1 if device == "cuda" or (device == "auto" and cluster_gpus > 0) else 0
-        remote = ray.remote(num_cpus=job.threads, num_gpus=gpus, max_retries=0)(execute_job)
+    # Declared before any task starts, so an impossible request fails now instead of queueing forever.
+    resources = [ray_resources(job, cluster_gpus) for job in jobs]
+    return _ray_results(ray, jobs, resources)
+
+
+def ray_resources(job: Job, cluster_gpus: float) -> dict[str, float]:
+    """What one run reserves on a Ray cluster: its threads as CPUs, and a whole GPU when it trains
+    on CUDA (train.device cuda, or auto on a cluster with GPUs), so Ray places one run per GPU.
+
+    Ray hides GPUs from tasks that reserve none, so 'auto' must reserve one to see it.
+    """
+    device = job.config.get("train", {}).get("device", "auto")
+    if device == "cuda" and cluster_gpus < 1:
+        raise UserError(f"run {job.name} asks for train.device cuda, but the Ray cluster has no GPU; use "
+                        "train.device=auto or cpu, or add GPU nodes")
+    gpus = 1 if device == "cuda" or (device == "auto" and cluster_gpus >= 1) else 0
+    return {"num_cpus": job.threads, "num_gpus": gpus}
+
+
+def _ray_results(ray, jobs: list[Job], resources: list[dict[str, float]]) -> Iterator[JobResult]:
+    pending = {}
+    for job, reserve in zip(jobs, resources):
+        remote = ray.remote(max_retries=0, **reserve)(execute_job)
         pending[remote.remote(job)] = job
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

@@ -52,6 +52,16 @@ def preset_of(sweep: SweepDir):
     return get_preset(json.loads(path.read_text())["name"])
 
 
+def sessions_lines(sessions: list[dict]) -> list[str]:
+    """The sweep's own wall time, summed over its invocations (a resumed sweep has several)."""
+    if not sessions:
+        return []
+    wall = sum(x["wall_s"] for x in sessions)
+    how = "; ".join(f"{x['started']}: {x['runs']} runs, {x['workers']} workers x {x['threads']} threads, "
+                    f"{x['wall_s']:.0f} s{'' if x['completed'] else ' (interrupted)'}" for x in sessions)
+    return ["", f"Sweep wall time {wall:.0f} s over {len(sessions)} invocation(s) ({how})."]
+
+
 def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
     """Aggregate the sweep, write tables and plots, and write report.md; returns its path."""
     sweep = SweepDir(path)
@@ -82,7 +92,7 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
     done = int((runs["status"] == "done").sum())
     total_s = runs["seconds"].sum()
     lines += ["## Runs", "", f"{done} of {len(runs)} runs finished; run wall time {total_s:.0f} s in total (training and evaluation).",
-              "", markdown_table(runs, digits=1), ""]
+              *sessions_lines(sweep.sessions()), "", markdown_table(runs, digits=1), ""]
     results = df.dropna(subset=["step"])
     if not results.empty:
         plot_sweep_lengths(df, sweep.path / "lengths.png", title=spec.name)

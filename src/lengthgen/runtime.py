@@ -9,13 +9,24 @@ import torch
 from .errors import UserError
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without it is a user error."""
+def device_type(name: str) -> str:
+    """'cuda' or 'cpu' for a device option ('auto' picks CUDA when present); asking for CUDA
+    without it is a user error. Creates no CUDA context."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' requested but CUDA is not available on this machine; use --device cpu")
-    return torch.device(name)
+    return name
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device for a device option (see `device_type`).
+
+    CUDA means the current GPU, with its index: a data-parallel process has made its own GPU
+    (LOCAL_RANK) current before it builds anything (`distributed.process_group`).
+    """
+    kind = device_type(name)
+    return torch.device("cuda", torch.cuda.current_device()) if kind == "cuda" else torch.device(kind)
 
 
 def cpu_has_fast_bf16() -> bool:

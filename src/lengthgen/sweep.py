@@ -20,9 +20,12 @@ resumes unfinished ones from their newest checkpoint.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import runpy
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +208,27 @@ class SweepDir:
         return parse_spec(tree)
 
     @property
+    def sessions_path(self) -> Path:
+        return self.path / "sessions.jsonl"
+
+    def record_session(self, record: dict[str, Any]) -> None:
+        """Append one line for one invocation of the sweep: when, how long, with what parallelism."""
+        with open(self.sessions_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every recorded invocation, oldest first; a line cut short by a crash is skipped."""
+        if not self.sessions_path.is_file():
+            return []
+        out = []
+        for line in self.sessions_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    @property
     def lock_path(self) -> Path:
         return self.path / ".lock"
 
@@ -278,10 +302,21 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         jobs = [Job(p.name, p.config.model_dump(mode="json"), str(sweep.run_dir(p).path), threads) for p in todo]
         results = []
         outcomes = run_jobs(jobs, workers, address)  # checks its options before the progress bar appears
-        with tqdm(total=len(jobs), disable=quiet or not jobs, desc=spec.name, unit="run") as bar:
-            for result in outcomes:
-                results.append(result)
-                bar.update(1)
-                if result.status != "done":
-                    tqdm.write(f"run {result.name} failed: {result.error}")
+        started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+        completed = False
+        try:
+            with tqdm(total=len(jobs), disable=quiet or not jobs, desc=spec.name, unit="run") as bar:
+                for result in outcomes:
+                    results.append(result)
+                    bar.update(1)
+                    if result.status != "done":
+                        tqdm.write(f"run {result.name} failed: {result.error}")
+            completed = True
+        finally:
+            # Also on Ctrl-C: the preset wall times in docs/performance.md are read from here.
+            if jobs:
+                sweep.record_session({
+                    "started": started, "wall_s": round(time.perf_counter() - t0, 1), "completed": completed,
+                    "runs": len(jobs), "failed": sum(r.status != "done" for r in results),
+                    "executor": executor, "workers": workers, "threads": threads, "cpus": os.cpu_count()})
     return results

@@ -111,10 +111,12 @@ class Rotary(Encoding):
         return angles.cos(), angles.sin()
 
     def rotate(self, x, state):
-        cos, sin = state
+        # Angles are computed in float32 (rotation), but the rotation runs in x's dtype, as in HF
+        # Llama: under bf16 autocast a float32 rotation doubled the attention's elementwise cost.
+        cos, sin = (t.to(x.dtype) for t in state)
         half = x.shape[-1] // 2
         rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return (x * cos + rotated * sin).to(x.dtype)
+        return x * cos + rotated * sin
 
 
 def _distance(q_ids: torch.Tensor, k_ids: torch.Tensor) -> torch.Tensor:

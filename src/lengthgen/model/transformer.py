@@ -30,9 +30,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(x.dtype)
+        # One fused kernel instead of five elementwise passes; the residual stream is float32.
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -73,6 +72,16 @@ class KVCache:
         return 0 if self.position_ids is None else self.position_ids.shape[1]
 
 
+def causal_mask(t: int, s: int, device) -> torch.Tensor:
+    """Bool [t, s]: the last t of s positions query, each sees itself and everything before."""
+    return torch.ones(t, s, dtype=torch.bool, device=device).tril(s - t)
+
+
+def additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A bool keep-mask as a float32 0 / -inf mask of the same shape."""
+    return torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, float("-inf"))
+
+
 @dataclass
 class AttentionInputs:
     """What every layer's attention shares in one forward pass."""
@@ -81,6 +90,9 @@ class AttentionInputs:
     mask: torch.Tensor | None  # bool [B, 1, T, S] or None for plain causal
     bias: torch.Tensor | None  # float [B, H, T, S] (encoding bias), or None
     use_math: bool
+    # Math attention only: the mask as 0 / -inf, [T, S] or [B, 1, T, S], built once per forward
+    # so that each layer adds it in the same pass that scales the scores.
+    additive_mask: torch.Tensor | None = None
 
 
 class Attention(nn.Module):
@@ -118,13 +130,16 @@ class Attention(nn.Module):
         if shared.mask is not None:
             return shared.mask
         t, s = q.shape[2], k.shape[2]
-        return torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
+        return causal_mask(t, s, q.device)
 
     def _math_attention(self, q, k, v, shared, hooks):
-        scores = (q @ k.transpose(-1, -2)).float() * self.head_dim**-0.5
+        additive = shared.additive_mask
+        if additive is None:
+            additive = additive_mask(self._scores_mask(q, k, shared))
+        # mask + scale * scores in one pass; softmax in float32 whatever the autocast dtype.
+        scores = torch.add(additive, (q @ k.transpose(-1, -2)).float(), alpha=self.head_dim**-0.5)
         if shared.bias is not None:
             scores = scores + shared.bias
-        scores = scores.masked_fill(~self._scores_mask(q, k, shared), float("-inf"))
         pattern = scores.softmax(dim=-1)
         if hooks is not None:
             pattern = hooks(self.prefix + "hook_pattern", pattern)
@@ -194,7 +209,7 @@ class Decoder(nn.Module):
 
     def _mask(self, attention_mask, t: int, s: int, device) -> torch.Tensor | None:
         if attention_mask is None:
-            return None if t == s else torch.ones(t, s, dtype=torch.bool, device=device).tril(s - t)[None, None]
+            return None if t == s else causal_mask(t, s, device)[None, None]
         q_index = torch.arange(s - t, s, device=device)[:, None]
         k_index = torch.arange(s, device=device)[None, :]
         causal = k_index <= q_index
@@ -232,6 +247,9 @@ class Decoder(nn.Module):
             bias=self.encoding.bias(position_ids, key_ids),
             use_math=self._use_math(x),
         )
+        if shared.use_math:
+            mask = shared.mask if shared.mask is not None else causal_mask(t, s, tokens.device)
+            shared.additive_mask = additive_mask(mask)
         for block in self.blocks:
             x = block(x, self.encoding, shared, cache, hooks)
         if select is not None:

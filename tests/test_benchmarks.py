@@ -1,0 +1,45 @@
+"""The benchmark scripts still run: each one end to end at its smallest setting (timings not checked)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+# script -> (smallest arguments, lines the output must contain)
+CASES = {
+    "train_throughput.py": (["--sizes", "small", "--steps", "1", "--warmup", "1", "--repeats", "1", "--batch", "4",
+                             "--seq-len", "16"], ["lengthgen (math)", "HF Llama (sdpa)", "peak matmul"]),
+    "eval_throughput.py": (["--sizes", "small", "--repeats", "1", "--n", "4", "--batch", "4", "--lengths", "3",
+                            "--precisions", "float32"], ["lengthgen teacher_forced", "HF generate", "equal to HF's: 100.0%"]),
+    "data_generation.py": (["--batch", "4", "--max-length", "4", "--repeats", "1"],
+                           ["reverse_add", "maze_dfs_trace", "worst task per family"]),
+    "thread_policy.py": (["--steps", "1", "--repeats", "1"], ["steps/s in total", "one job per core"]),
+}
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_benchmark_script_runs(script, tmp_path):
+    args, needles = CASES[script]
+    out = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for needle in needles:
+        assert needle in out.stdout, f"{script}: {needle!r} missing from\n{out.stdout}"
+
+
+def test_preset_walltime_reads_sessions(tmp_path):
+    from lengthgen.sweep import SweepDir
+
+    sweep = tmp_path / "demo-cpu"
+    (sweep / "runs" / "a").mkdir(parents=True)
+    (sweep / "runs" / "a" / "done.json").write_text('{"steps": 10, "seconds": 12.5}')
+    SweepDir(sweep).record_session({"started": "t", "wall_s": 75.0, "completed": True, "runs": 1, "failed": 0,
+                                    "executor": "local", "workers": 2, "threads": 1, "cpus": 2})
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "preset_walltime.py"), str(sweep)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    row = out.stdout.splitlines()[-1].split()
+    assert row[:4] == ["demo-cpu", "1/1", "12", "75"] and row[-1] == "2x1"
