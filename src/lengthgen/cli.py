@@ -1,4 +1,4 @@
-"""The command line: lengthgen tasks | show | data | train | eval | export | sweep | report | repro.
+"""The command line: lengthgen tasks | show | data | train | eval | export | heads | sweep | report | repro.
 
 Every user error ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_runs import cmd_eval, cmd_export, cmd_heads
 from .errors import UserError
 from .rundir import RunDir
 
@@ -160,66 +161,6 @@ def _prepare_run(run: RunDir, cfg, args) -> None:
     run.prepare(force=args.force, resume=args.resume and run.exists())
 
 
-def cmd_eval(args) -> None:
-    """Evaluate a run's checkpoint at chosen lengths; append to eval.csv and print the table."""
-    from .checkpoint import find_checkpoint, load_weights
-    from .config import MAX_COUNT, parse_lengths
-    from .evaluate import check_positions_fit, evaluate, format_table
-    from .experiment import build_experiment
-    from .plots import plot_length_curve
-    from .vocab import Vocab
-
-    run = RunDir(args.run).require()
-    cfg = run.read_config()
-    exp = build_experiment(cfg, vocab=Vocab.load(run.path / "vocab.json"), device=args.device)
-    step = load_weights(exp.model, find_checkpoint(run.checkpoint_root, args.checkpoint))
-    specs = exp.specs
-    if args.tasks:
-        known = {s.task.name: s for s in specs}
-        missing = [t for t in args.tasks if t not in known]
-        if missing:
-            raise UserError(f"task {missing[0]!r} is not in this run; its tasks: {', '.join(known)}")
-        specs = [known[t] for t in args.tasks]
-    lengths = parse_lengths(args.lengths) if args.lengths else cfg.eval.length_list()
-    if args.n is not None and not 1 <= args.n <= MAX_COUNT:
-        raise UserError(f"-n must be in 1..{MAX_COUNT}")
-    n = args.n or cfg.eval.n
-    check_positions_fit(exp.model, specs, lengths, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings(), n)
-    rows = evaluate(exp.model, specs, lengths, n=args.n or cfg.eval.n, eval_seed=cfg.seed.eval,
-                    policy=cfg.positions.eval, settings=cfg.positions.settings(), vocab=exp.vocab,
-                    mode=args.mode or cfg.eval.mode, batch_size=cfg.eval.batch_size, device=exp.device,
-                    precision=exp.precision, step=step)
-    if not rows:
-        raise UserError(f"none of the tasks {[s.task.name for s in specs]} can make lengths {lengths}")
-    run.append_eval(rows)
-    print(format_table(rows))
-    train_max = {v.name: s.lengths[1] for s in specs for v in s.eval_variants()}
-    plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
-
-
-def cmd_export(args) -> None:
-    """Write a run's checkpoint as a Hugging Face LlamaForCausalLM directory."""
-    from .checkpoint import find_checkpoint, load_weights
-    from .experiment import build_experiment
-    from .hf import export_llama
-    from .vocab import Vocab
-
-    run = RunDir(args.run).require()
-    exp = build_experiment(run.read_config(), vocab=Vocab.load(run.path / "vocab.json"), device="cpu")
-    step = load_weights(exp.model, find_checkpoint(run.checkpoint_root, args.checkpoint))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{str(out)!r} is not a directory")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise UserError(f"{str(out)!r} is not empty; use --force to write into it")
-    from .fileio import check_writable
-
-    check_writable(out)
-    export_llama(exp.model, out)
-    exp.vocab.save(out / "lengthgen_vocab.json")
-    print(f"exported step {step} of {run.path} to {out}")
-
-
 def _parse_gaps(items: list[str] | None) -> list[tuple[str, str]]:
     out = []
     for item in items or []:
@@ -347,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["teacher_forced", "greedy"])
     p.add_argument("--checkpoint", type=int, help="step (default: newest)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--ablate", metavar="L.H,...", help="ablate these heads (0-based layer.head, e.g. 1.3,0.1); "
+                                                        "the table is printed, not written to eval.csv")
+    p.add_argument("--ablation", help="with --ablate: mean (default) or zero")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("export", help="export a rope/nope run to transformers' LlamaForCausalLM")
@@ -355,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=int, help="step (default: newest)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("heads", help="head ablation maps and attention differences of two tasks at every "
+                                     "checkpoint, against the generalization gap")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--tasks", nargs=2, metavar=("MAIN", "AUX"), help="default: the run's first two tasks")
+    p.add_argument("--lengths", help="'1:16', '1:16:2' or '4,8,16' (default: evaluation lengths up to L_aux)")
+    p.add_argument("--checkpoints", nargs="+", default=["all"], metavar="all|STEP", help="default: all")
+    p.add_argument("-n", type=int, default=64, help="examples per (task, length), also the mean's reference batch")
+    p.add_argument("--ablation", default="mean", help="mean or zero")
+    p.add_argument("--span", default="sequence", help="attention positions compared: sequence or prompt")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--force", action="store_true", help="recompute even when stored results match")
+    p.set_defaults(fn=cmd_heads)
 
     p = sub.add_parser("sweep", help="run a sweep spec (YAML or Python) and report it")
     p.add_argument("spec")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from .positions import PolicySettings, apply_policy
-from .tasks.base import Example, Positions, Task, consecutive_positions, example_rng, make_task
+from .tasks.base import Example, Positions, Task, consecutive_positions, example_rng, make_task, relabel
 from .vocab import Vocab, task_marker
 
 
@@ -57,7 +58,10 @@ class TaskSpec:
 
     def sample(self, rng: np.random.Generator, n: int, length: int, for_eval: bool = False) -> list[Example]:
         """Examples of this task (eval parameters if for_eval), wrapped in the task marker if set."""
-        examples = (self.eval_task if for_eval else self.task).sample(rng, n, length)
+        return self.wrap((self.eval_task if for_eval else self.task).sample(rng, n, length))
+
+    def wrap(self, examples: list[Example]) -> list[Example]:
+        """The examples wrapped in this task's marker, if it has one."""
         if self.marker is None:
             return examples
         return [wrap_in_marker(ex, self.marker, self.marker_repeat) for ex in examples]
@@ -113,6 +117,19 @@ def eval_examples(spec: TaskSpec, length: int, n: int, eval_seed: int, policy: s
     """The fixed evaluation set for (task or variant, length, eval seed)."""
     rng = example_rng(eval_seed, "eval", spec.name, length)
     return apply_policy(spec.sample(rng, n, length, for_eval=True), policy, rng, settings)
+
+
+def matched_eval_examples(spec: TaskSpec, other: TaskSpec, length: int, n: int, eval_seed: int, policy: str,
+                          settings: PolicySettings) -> tuple[list[Example], list[Example]]:
+    """`spec`'s fixed evaluation set at `length` (exactly `eval_examples`'), and pair by pair the
+    same inputs (operands, strings) as `other`'s examples: re-labelled by `other`'s evaluation
+    task (`tasks.base.relabel`) and wrapped in its own marker. The position policy is applied to
+    both from identically seeded generators, so a random policy gives a pair the same IDs."""
+    rng = example_rng(eval_seed, "eval", spec.name, length)
+    raw = spec.eval_task.sample(rng, n, length)
+    relabelled = other.wrap(relabel(raw, spec.eval_task, other.eval_task))
+    twin = copy.deepcopy(rng)
+    return apply_policy(spec.wrap(raw), policy, rng, settings), apply_policy(relabelled, policy, twin, settings)
 
 
 @dataclass

@@ -131,7 +131,7 @@ def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int
         return
     for spec in (variant for s in specs for variant in s.eval_variants()):
         task = spec.eval_task
-        usable = [n for n in lengths if _can_make(task, n)]
+        usable = [n for n in lengths if can_make(task, n)]
         if not usable:
             continue
         longest = max(usable)
@@ -153,8 +153,11 @@ def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int
 def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: int, eval_seed: int,
              policy: str, settings: PolicySettings, vocab: Vocab, mode: str = "teacher_forced",
              batch_size: int = 256, device=torch.device("cpu"), precision: str = "float32",
-             step: int = 0, progress=None) -> list[EvalRow]:
+             step: int = 0, progress=None, adapt: Callable | None = None) -> list[EvalRow]:
     """Score every task at every length it can make; returns one EvalRow per (task, length).
+
+    adapt: optional fn(model, examples) -> what scores that (task, length) set, given the set's
+    examples; head ablation (`analysis.ablation.ablator`) wraps the model in hooks computed from them.
 
     In a data-parallel job every rank must call this at once: the batches are dealt out over the
     ranks and their counts gathered, so each rank returns the rows a single process would. Each
@@ -165,13 +168,14 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
     was_training = model.training
     model.eval()
     sets = [(spec, length) for spec in (variant for s in specs for variant in s.eval_variants())
-            for length in lengths if _can_make(spec.eval_task, length)]
+            for length in lengths if can_make(spec.eval_task, length)]
     units = [(i, start) for i in range(len(sets)) for start in range(0, n, batch_size)]
     counts, current, examples = {}, None, []
     for i, start in units[distributed.rank()::distributed.world_size()]:
         if i != current:  # a rank generates only the sets it scores, one at a time
             current, examples = i, eval_examples(*sets[i], n, eval_seed, policy, settings)
-        exact, *rest = scorer(model, examples[start : start + batch_size], vocab, device, precision)
+            scoring = model if adapt is None else adapt(model, examples)
+        exact, *rest = scorer(scoring, examples[start : start + batch_size], vocab, device, precision)
         counts[i, start] = (int(exact.sum()), *rest)
     for part in distributed.gather_objects(counts):
         counts.update(part)
@@ -187,7 +191,8 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
     return rows
 
 
-def _can_make(task, length: int) -> bool:
+def can_make(task, length: int) -> bool:
+    """Whether the task can make examples of this length."""
     return task.min_length <= length and (task.max_length is None or length <= task.max_length)
 
 

@@ -110,14 +110,14 @@ def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Pat
     return save_figure(fig, path)
 
 
-def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str = "viridis_r") -> Path:
-    """A labelled heatmap of a 2-D pandas table (rows x columns), values written in the cells."""
+def _draw_heatmap(fig, ax, table, fmt: str, cmap: str, vmin: float | None = None, vmax: float | None = None) -> None:
+    """One labelled heatmap of a 2-D pandas table on `ax`, values written in the cells."""
     import numpy as np
 
-    plt = _pyplot()
     values = table.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.1 * values.shape[1] + 2.5, 0.8 * values.shape[0] + 1.8), dpi=120)
-    image = ax.imshow(values, cmap=cmap, vmin=np.nanmin(values) if np.isfinite(values).any() else 0, aspect="auto")
+    if vmin is None:
+        vmin = np.nanmin(values) if np.isfinite(values).any() else 0
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns])
     ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
     ax.set_xlabel(str(table.columns.name or ""))
@@ -126,5 +126,65 @@ def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str =
         if np.isfinite(value):
             ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8, color="white")
     fig.colorbar(image, ax=ax)
+
+
+def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str = "viridis_r") -> Path:
+    """A labelled heatmap of a 2-D pandas table (rows x columns), values written in the cells."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.1 * table.shape[1] + 2.5, 0.8 * table.shape[0] + 1.8), dpi=120)
+    _draw_heatmap(fig, ax, table, fmt, cmap)
     ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_heatmaps(panels: dict, path: Path, title: str, ncols: int = 2, fmt: str = "{:.2f}",
+                  cmap: str = "viridis") -> Path:
+    """Several heatmaps (panel title -> 2-D table) on one shared colour scale, `ncols` per row."""
+    import numpy as np
+
+    plt = _pyplot()
+    tables = list(panels.values())
+    finite = [t.to_numpy(dtype=float) for t in tables if t.size and np.isfinite(t.to_numpy(dtype=float)).any()]
+    lo = min((float(np.nanmin(v)) for v in finite), default=0.0)
+    hi = max((float(np.nanmax(v)) for v in finite), default=1.0)
+    ncols = max(1, min(ncols, len(tables)))
+    nrows = -(-len(tables) // ncols)
+    rows = max((t.shape[0] for t in tables), default=1)
+    cols = max((t.shape[1] for t in tables), default=1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (0.7 * cols + 2.8), nrows * (0.45 * rows + 1.6)),
+                             dpi=110, squeeze=False)
+    for ax, (name, table) in zip(axes.flat, panels.items()):
+        if table.size:
+            _draw_heatmap(fig, ax, table, fmt, cmap, lo, max(hi, lo + 1e-9))
+        ax.set_title(str(name), fontsize=8)
+    for ax in list(axes.flat)[len(tables):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3) -> Path:
+    """Per panel (title -> a table with step, gap, map_distance, attention_diff): the gap and the map
+    distance against the left axis, the attention difference against the right one."""
+    plt = _pyplot()
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), dpi=110, squeeze=False)
+    for ax, (name, table) in zip(axes.flat, panels.items()):
+        table = table.sort_values("step")
+        ax.plot(table["step"], table["gap"], marker="o", ms=3, color="C0", label="gap")
+        ax.plot(table["step"], table["map_distance"], marker="s", ms=3, color="C1", label="map distance")
+        ax.set_xlabel("step")
+        ax.set_ylabel("gap, map distance")
+        ax.grid(alpha=0.3)
+        right = ax.twinx()
+        right.plot(table["step"], table["attention_diff"], marker="^", ms=3, color="C2", linestyle="--",
+                   label="attention difference")
+        right.set_ylabel("attention difference")
+        ax.set_title(str(name), fontsize=8)
+        lines = ax.get_lines() + right.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="best")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

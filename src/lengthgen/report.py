@@ -77,7 +77,9 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
         runs["error"] = [errors.get(r, "") if s == "failed" else "" for r, s in zip(runs["run"], runs["status"])]
     lines = [f"# {spec.name}", ""]
     if preset is not None:
-        verdict = preset.check(df) if not df.dropna(subset=["step"]).empty else None
+        verdict = None
+        if not df.dropna(subset=["step"]).empty:
+            verdict = preset.check(preset.analyze(df, sweep.path) if preset.analyze is not None else df)
         lines += [f"**Claim ({preset.claim_id}).** {preset.claim}", ""]
         unfinished = int((runs["status"] != "done").sum())
         if verdict is None:

@@ -40,12 +40,43 @@ class Hooks:
         return tensor
 
 
-def replace_head_output(layer: int, head: int, value: torch.Tensor | float = 0.0) -> dict[str, HookFn]:
-    """A `replace` entry that sets one head's output (hook_z) to `value` (zero or a mean)."""
+def replace_heads_output(layer: int, values: dict[int, torch.Tensor | float]) -> dict[str, HookFn]:
+    """A `replace` entry that sets several heads' outputs (hook_z) of one layer, each to its value:
+    a number (0 for zero ablation) or a [d_head] vector (a mean), broadcast over batch and positions.
+    One entry per layer, since a Hooks holds one replacement per hook name."""
 
     def fn(z: torch.Tensor) -> torch.Tensor:
         z = z.clone()
-        z[:, :, head] = value
+        for head, value in values.items():
+            z[:, :, head] = value
         return z
 
     return {f"blocks.{layer}.attn.hook_z": fn}
+
+
+def replace_head_output(layer: int, head: int, value: torch.Tensor | float = 0.0) -> dict[str, HookFn]:
+    """A `replace` entry that sets one head's output (hook_z) to `value` (zero or a mean)."""
+    return replace_heads_output(layer, {head: value})
+
+
+class HookedModel:
+    """A model whose every forward pass runs with the same Hooks.
+
+    The scorers and decoders call `model(...)` and read a few attributes (`encoding`,
+    `position_head`, `supports_cache`); this passes the calls on with `hooks=` added and every
+    attribute through, so heads can be ablated during evaluation without touching the scorers.
+    """
+
+    def __init__(self, model, hooks: Hooks):
+        self.model = model
+        self.hooks = hooks
+
+    def __call__(self, *args, **kwargs):
+        return self.model(*args, hooks=self.hooks, **kwargs)
+
+    def __getattr__(self, name: str):
+        # Only reached for names this wrapper lacks: everything else is the model's. "model" itself
+        # is missing only on a half-built object (copy, pickle): no recursion then.
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)

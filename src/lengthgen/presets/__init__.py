@@ -2,7 +2,8 @@
 
 A preset module registers `Preset` objects; `lengthgen repro NAME` runs the sweep, aggregates
 it and writes a report with the check's verdict. Checks never look at anything but the
-aggregated table, and state their rule in words next to the numbers.
+aggregated table (or, for a preset with an `analyze` step, the table that step makes from the
+finished runs), and state their rule in words next to the numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Preset:
     step_lengths: list[int] = field(default_factory=list)
     # Optional extra report sections: fn(results table, sweep directory) -> markdown lines.
     extra_report: Callable[[pd.DataFrame, object], list[str]] | None = None
+    # Optional analysis of the finished runs (b-heads: head maps at every checkpoint):
+    # fn(results table, sweep directory) -> the table `check` judges instead of the results.
+    analyze: Callable[[pd.DataFrame, object], pd.DataFrame] | None = None
 
     def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
         """The sweep spec at a scale, optionally with other seeds."""
@@ -80,7 +84,7 @@ def all_presets() -> dict[str, Preset]:
 
 
 def _load_all() -> None:
-    from . import copy_tasks, coupling, sparsity, transfer  # noqa: F401  (registration side effects)
+    from . import copy_tasks, coupling, heads, sparsity, transfer  # noqa: F401  (registration side effects)
 
 
 def band_scores(df: pd.DataFrame, task: str, lengths: list[int]) -> pd.DataFrame:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pandas as pd
 
+from ..analysis.stats import spearman
 from . import Preset, Verdict, best_over_seeds, register_preset
 
 FIT = 0.9  # best-seed (or per-run) in-distribution score that counts as "fitted"
@@ -69,14 +69,6 @@ def _k_of(label: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Rank correlation (average ranks for ties); NaN when either side is constant."""
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    if np.std(rx) == 0 or np.std(ry) == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def sparsity_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per run: K_train, in-distribution fit (mean over k <= K_train at L), accuracy at 4L for each
     k <= K_train, and the rank correlation between k and that accuracy."""
@@ -90,7 +82,7 @@ def sparsity_table(df: pd.DataFrame) -> pd.DataFrame:
         trained = sub[sub["k"] <= k_train]
         fit = trained.loc[trained["length"] == L_TRAIN, "exact_match"].mean()
         at_4x = trained[trained["length"] == FOUR_X].sort_values("k")
-        rho = _spearman(at_4x["k"].to_numpy(), at_4x["exact_match"].to_numpy()) if len(at_4x) > 1 else float("nan")
+        rho = spearman(at_4x["k"].to_numpy(), at_4x["exact_match"].to_numpy()) if len(at_4x) > 1 else float("nan")
         # A rank correlation alone counts noise as a fall (1.00, 1.00, 1.00, 0.94 gives rho -0.77),
         # so the fall from the smallest to the largest k must also be at least MIN_DROP.
         drop = float(at_4x["exact_match"].iloc[0] - at_4x["exact_match"].iloc[-1]) if len(at_4x) > 1 else float("nan")

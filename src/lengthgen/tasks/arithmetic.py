@@ -40,10 +40,12 @@ class _OperandTask(Task):
     """Shared machinery: two random operands written reversed around `operator`, then `=`.
 
     Subclasses choose how many digits each operand gets (`digit_counts`) and what the answer is
-    (`answer`); meta records the operands as {"a": a, "b": b}.
+    (`answer`); meta records the operands as {"a": a, "b": b}. Every such task takes the inputs
+    (a, b), so each can re-label another's examples (`tasks.base.relabel`).
     """
 
     operator = "+"
+    input_kind = "operands"
 
     def digit_counts(self, rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Digit counts of the first and second operand of each of the n examples."""
@@ -63,10 +65,19 @@ class _OperandTask(Task):
         a_values = _draw_numbers(rng, n, first)
         b_values = _draw_numbers(rng, n, second)
         for a, b in zip(a_values, b_values):
-            width = max(len(str(a)), len(str(b)))
-            a_text, b_text = self.operand_strings(a, b, width)
-            prompt = f"{a_text}{self.operator}{b_text}="
-            yield tuple(prompt), tuple(self.answer(a, b, width)), {"a": a, "b": b}
+            yield self.build((a, b))
+
+    def inputs(self, example) -> tuple[int, int]:
+        """The operands (a, b) of one of this task's examples."""
+        return example.meta["a"], example.meta["b"]
+
+    def build(self, inputs: tuple[int, int]):
+        """(prompt, answer, meta) for operands (a, b)."""
+        a, b = inputs
+        width = max(len(str(a)), len(str(b)))
+        a_text, b_text = self.operand_strings(a, b, width)
+        prompt = f"{a_text}{self.operator}{b_text}="
+        return tuple(prompt), tuple(self.answer(a, b, width)), {"a": a, "b": b}
 
 
 @dataclass(frozen=True)

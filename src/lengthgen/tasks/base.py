@@ -103,10 +103,21 @@ class Task:
     min_length: ClassVar[int] = 1
     max_length: ClassVar[int | None] = None
     eval_overrides: ClassVar[dict[str, Any]] = {}
+    # Tasks whose examples are built from the same kind of inputs (two operands, one string) share
+    # an input kind; such tasks can re-label each other's examples (`relabel`: matched prompts).
+    input_kind: ClassVar[str | None] = None
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         """Return n (prompt tokens, answer tokens, meta dict) triples of the given length."""
         raise NotImplementedError
+
+    def inputs(self, example: "Example") -> Any:
+        """The inputs one of this task's (unwrapped) examples was built from; see `input_kind`."""
+        raise UserError(f"task {self.name!r} cannot re-label its examples for another task (it has no input kind)")
+
+    def build(self, inputs: Any) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+        """(prompt, answer, meta) of this task for inputs given by `inputs` of a task of the same kind."""
+        raise UserError(f"task {self.name!r} cannot build examples from another task's inputs (it has no input kind)")
 
     def coupled_positions(self, prompt: tuple[str, ...], answer: tuple[str, ...]) -> Positions:
         """Task-defined (coupled) position IDs; only tasks that support coupling override this."""
@@ -135,13 +146,14 @@ class Task:
         if n < 0:
             raise UserError(f"cannot draw {n} examples of task {self.name!r}; n must be >= 0")
         self.check_length(length)
-        out = []
-        for prompt, answer, meta in self.generate(rng, n, length):
-            prompt, answer = tuple(prompt), tuple(answer)
-            coupled = self.coupled_positions(prompt, answer) if self.supports_coupling else None
-            positions = consecutive_positions(len(prompt), len(answer))
-            out.append(Example(self.name, length, prompt, answer, positions, coupled, meta))
-        return out
+        return [self.example(prompt, answer, meta, length) for prompt, answer, meta in self.generate(rng, n, length)]
+
+    def example(self, prompt, answer, meta: dict[str, Any], length: int) -> Example:
+        """One Example of this task, with consecutive (and, if defined, coupled) position IDs."""
+        prompt, answer = tuple(prompt), tuple(answer)
+        coupled = self.coupled_positions(prompt, answer) if self.supports_coupling else None
+        return Example(self.name, length, prompt, answer, consecutive_positions(len(prompt), len(answer)), coupled,
+                       meta)
 
     def params(self) -> dict[str, Any]:
         """This task's parameter values."""
@@ -150,6 +162,19 @@ class Task:
     def with_params(self, **overrides) -> "Task":
         """A copy with some parameters replaced."""
         return dataclasses.replace(self, **overrides)
+
+
+def relabel(examples: list[Example], source: Task, target: Task) -> list[Example]:
+    """`target`'s examples of the inputs of `source`'s unwrapped examples, in order: the same
+    operands (or strings) answered as `target` answers them, at the same length. Prompts then
+    differ only where the tasks write their inputs differently (an operator), and in the task
+    markers added later. Both tasks must have the same `input_kind`."""
+    if source.input_kind is None or source.input_kind != target.input_kind:
+        kinds = ", ".join(sorted({t.input_kind for t in TASKS.values() if t.input_kind}))
+        raise UserError(f"tasks {source.name!r} ({source.input_kind or 'no input kind'}) and {target.name!r} "
+                        f"({target.input_kind or 'no input kind'}) do not take the same inputs; matched prompts need "
+                        f"two tasks of one input kind ({kinds})")
+    return [target.example(*target.build(source.inputs(ex)), ex.length) for ex in examples]
 
 
 TASKS: dict[str, type[Task]] = {}

@@ -19,8 +19,10 @@ LETTERS = string.ascii_lowercase + string.ascii_uppercase
 
 @dataclass(frozen=True)
 class _StringTask(Task):
-    """Shared sampling for tasks whose prompt is `s=` with s uniform over an alphabet."""
+    """Shared sampling for tasks whose prompt is `s=` with s uniform over an alphabet. Every such
+    task takes the input s, so each can re-label another's examples (`tasks.base.relabel`)."""
 
+    input_kind = "string"
     alphabet: str = LETTERS
 
     def validate(self) -> None:
@@ -36,8 +38,15 @@ class _StringTask(Task):
         symbols = np.array(list(self.alphabet))
         draws = symbols[rng.integers(0, len(symbols), size=(n, length))]
         for row in draws.tolist():
-            s = tuple(row)
-            yield (*s, "="), self.transform(s), {}
+            yield self.build(tuple(row))
+
+    def inputs(self, example) -> tuple[str, ...]:
+        """The string s of one of this task's examples (its prompt without the final `=`)."""
+        return example.prompt[:-1]
+
+    def build(self, inputs: tuple[str, ...]):
+        """(prompt, answer, meta) for the string s."""
+        return (*inputs, "="), self.transform(inputs), {}
 
 
 @register_task

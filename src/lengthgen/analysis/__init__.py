@@ -1,0 +1,9 @@
+"""Mechanism analyses of trained models (Paper B, PAPERS.md B4).
+
+ablation.py   ablate chosen heads during evaluation (zero or mean); maps of the exact-match drop
+              per (layer, head)
+attention.py  attention patterns of matched prompts of two tasks and their per-head difference
+tracking.py   both across a run's checkpoints next to the generalization gap: tables,
+              correlations, plots (`lengthgen heads RUN`)
+stats.py      Pearson and Spearman correlation
+"""
