@@ -189,9 +189,11 @@ def test_correlations():
     assert spearman([1, 2, 3], [3, 1, 2]) == pytest.approx(-0.5)
     assert np.isnan(pearson([1, 2, 3], [5, 5, 5])) and np.isnan(spearman([1, np.nan], [2, 3]))
     table = pd.DataFrame({"step": [1, 2, 3], "gap": [0.1, 0.5, 0.2], "map_distance": [0.1, 0.6, 0.3],
-                          "attention_diff": [3.0, 2.0, 1.0]})
+                          "attention_diff": [3.0, 2.0, 1.0], "map_distance_in": [0.3, 0.2, 0.1],
+                          "attention_diff_in": [1.0, 1.0, 1.0]})
     corr = correlations(table).set_index("metric")
     assert corr.loc["map_distance", "spearman"] == pytest.approx(1.0) and corr.loc["map_distance", "checkpoints"] == 3
+    assert corr.loc["map_distance_in", "spearman"] == pytest.approx(-0.5)
 
 
 def train_pair(root, name):
@@ -220,7 +222,7 @@ def test_tracking_over_checkpoints_is_reproducible(pair_run, tmp_path):
     steps = select_checkpoints(pair_run)
     assert steps == [10, 20, 30, 40]
     first = analyze_run(pair_run, settings, steps)
-    assert list(first.tracking["step"]) == steps and len(first.correlations) == 2
+    assert list(first.tracking["step"]) == steps and len(first.correlations) == 4
     assert {"curves.png", "maps.png", "maps_steps.png", "settings.json"} <= {p.name for p in first.path.iterdir()}
     twin = analyze_run(train_pair(tmp_path, "twin"), settings, steps)  # same seeds, another directory
     for name in ("maps", "attention", "tracking", "correlations"):
@@ -275,6 +277,7 @@ def tracking_table(pairs: dict, steps=(1, 2, 3, 4, 5), fit=1.0) -> pd.DataFrame:
             for step, gap, distance in zip(steps, gaps, distances):
                 rows.append({"pair": pair, "data.group": f"{pair}-group", "seed": seed, "run": f"{pair}{seed}",
                              "step": step, "gap": gap, "map_distance": distance, "attention_diff": distance * 3,
+                             "map_distance_in": distance / 2, "attention_diff_in": distance,
                              "main_fit": fit, "aux_fit": 1.0, "main_band": 0.0})
     return pd.DataFrame(rows)
 

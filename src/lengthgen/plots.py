@@ -174,6 +174,9 @@ def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3) -> Path:
         table = table.sort_values("step")
         ax.plot(table["step"], table["gap"], marker="o", ms=3, color="C0", label="gap")
         ax.plot(table["step"], table["map_distance"], marker="s", ms=3, color="C1", label="map distance")
+        if "map_distance_in" in table:
+            ax.plot(table["step"], table["map_distance_in"], marker="s", ms=3, color="C3", linestyle=":",
+                    label="map distance, lengths <= L_main")
         ax.set_xlabel("step")
         ax.set_ylabel("gap, map distance")
         ax.grid(alpha=0.3)

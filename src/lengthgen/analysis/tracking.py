@@ -11,6 +11,9 @@ Per checkpoint, over the analysed lengths:
                    (analysis.attention)
   gap              Paper B's generalization gap (aggregate.generalization_gap): mean over the
                    lengths of |exact match aux - exact match main|, from the unablated scores
+  map_distance_in, attention_diff_in   the same over the analysed lengths <= L_main only, where
+                   both tasks are trained: beyond L_main a main task that fails has exact match
+                   ~0, so no ablation can drop it and map_distance partly restates the gap there
   main_fit, aux_fit  exact match over the analysed lengths <= each task's training maximum
   main_band        the main task's exact match over (L_main, L_aux] (NaN if no such length)
 Default lengths: the run's evaluation lengths up to the longer training maximum of the pair.
@@ -43,7 +46,8 @@ from .stats import pearson, spearman
 
 HEADS_DIR = "heads"
 FILES = ("maps", "attention", "tracking", "correlations")
-METRICS = ("map_distance", "attention_diff")
+METRICS = ("map_distance", "attention_diff", "map_distance_in", "attention_diff_in")
+FORMAT = 2  # of the stored results; older ones are recomputed
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,18 @@ def _band_mean(rows: pd.DataFrame, task: str, lo: int, hi: int) -> float:
     return float(sub["exact_match"].mean()) if not sub.empty else float("nan")
 
 
+def _map_distance(maps: pd.DataFrame, main: str, aux: str) -> float:
+    """Mean over heads of |map_main - map_aux| (NaN without rows)."""
+    if maps.empty:
+        return float("nan")
+    return float((head_map(maps, main) - head_map(maps, aux)).abs().to_numpy().mean())
+
+
+def _attention_diff(attention: pd.DataFrame) -> float:
+    """Mean over heads of the attention difference (NaN without rows)."""
+    return float(attention.groupby(["layer", "head"])["diff"].mean().mean()) if not attention.empty else float("nan")
+
+
 def tracking_row(step: int, baseline: pd.DataFrame, maps: pd.DataFrame, attention: pd.DataFrame,
                  settings: HeadSettings, maxima: dict[str, int]) -> dict:
     """One checkpoint's line of tracking.csv (see the module docstring for every column)."""
@@ -129,9 +145,11 @@ def tracking_row(step: int, baseline: pd.DataFrame, maps: pd.DataFrame, attentio
         gap = float(gap.iloc[0]) if len(gap) else float("nan")
     except UserError:  # a task made none of the lengths
         gap = float("nan")
-    distance = (head_map(maps, main) - head_map(maps, aux)).abs().to_numpy().mean() if not maps.empty else np.nan
-    diff = attention.groupby(["layer", "head"])["diff"].mean().mean() if not attention.empty else np.nan
-    return {"step": step, "gap": gap, "map_distance": float(distance), "attention_diff": float(diff),
+    inside = {"map_distance_in": maps[maps["length"] <= maxima[main]],
+              "attention_diff_in": attention[attention["length"] <= maxima[main]]}
+    return {"step": step, "gap": gap, "map_distance": _map_distance(maps, main, aux),
+            "attention_diff": _attention_diff(attention), "map_distance_in": _map_distance(inside["map_distance_in"], main, aux),
+            "attention_diff_in": _attention_diff(inside["attention_diff_in"]),
             "main_fit": _band_mean(baseline, main, 0, maxima[main]), "aux_fit": _band_mean(baseline, aux, 0, maxima[aux]),
             "main_band": _band_mean(baseline, main, maxima[main], maxima[aux])}
 
@@ -148,7 +166,7 @@ class HeadResults:
 
 
 def _record(settings: HeadSettings, steps: list[int]) -> dict:
-    return {**settings.as_dict(), "steps": steps}
+    return {**settings.as_dict(), "steps": steps, "format": FORMAT}
 
 
 def _cached(out: Path, settings: HeadSettings, steps: list[int]) -> HeadResults | None:

@@ -73,8 +73,8 @@ def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
         tracking = analyze_run(run, settings, select_checkpoints(run)).tracking
         frames.append(tracking.assign(pair=PAIRS.get(row["data.group"], row["data.group"]),
                                       **{"data.group": row["data.group"]}, seed=row["seed"], run=row["run"]))
-    columns = ["pair", "data.group", "seed", "run", "step", "gap", "map_distance", "attention_diff", "main_fit",
-               "aux_fit", "main_band"]
+    columns = ["pair", "data.group", "seed", "run", "step", "gap", "map_distance", "attention_diff",
+               "map_distance_in", "attention_diff_in", "main_fit", "aux_fit", "main_band"]
     table = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     atomic_write_text(path / "heads_tracking.csv", table.to_csv(index=False))
     return table
@@ -95,6 +95,9 @@ def seed_table(tracking: pd.DataFrame) -> pd.DataFrame:
                      "pearson_map": pearson(sub["map_distance"], sub["gap"]), "spearman_map": rho,
                      "pearson_attention": pearson(sub["attention_diff"], sub["gap"]),
                      "spearman_attention": spearman(sub["attention_diff"], sub["gap"]),
+                     # Beside the rule, not in it: maps measured only where both tasks are trained.
+                     "spearman_map_in": spearman(sub["map_distance_in"], sub["gap"]),
+                     "spearman_attention_in": spearman(sub["attention_diff_in"], sub["gap"]),
                      "counts": counts, "tracks": bool(counts and rho >= TRACKS)})
     return pd.DataFrame(rows)
 
@@ -139,7 +142,8 @@ def heads_report(df: pd.DataFrame, path) -> list[str]:
     plot_heatmaps(panels, path / "heads_maps.png", "exact-match drop per head at the last checkpoint (mean ablation)")
     summary = seed_table(tracking).groupby("pair", sort=False).agg(
         seeds=("seed", "count"), counted=("counts", "sum"), tracking=("tracks", "sum"),
-        spearman_map_mean=("spearman_map", "mean"), spearman_attention_mean=("spearman_attention", "mean"))
+        spearman_map_mean=("spearman_map", "mean"), spearman_attention_mean=("spearman_attention", "mean"),
+        spearman_map_in_mean=("spearman_map_in", "mean"), spearman_attention_in_mean=("spearman_attention_in", "mean"))
     return ["## Heads: maps, curves and correlations", "",
             "Per run and checkpoint (`heads_tracking.csv`); per run also `runs/<run>/heads/` (tables, `maps_steps.png`).",
             "", markdown_table(summary.reset_index()), "", "![curves](heads_curves.png)", "",
