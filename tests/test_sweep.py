@@ -129,7 +129,10 @@ def test_sweep_killed_three_times_loses_and_duplicates_nothing(finished, tmp_pat
         steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert steps == list(range(5, 41, 5))
     write_report(tmp_path / "tiny")
-    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
+    uninterrupted = tmp_path / "reference" / "tiny"
+    run_sweep(parse_spec(LONG), uninterrupted, workers=2, threads=1, quiet=True)
+    write_report(uninterrupted)
+    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(uninterrupted))
 
 
 def _live_members(group: int, within: float) -> list[str]:
@@ -149,9 +152,14 @@ def _live_members(group: int, within: float) -> list[str]:
         time.sleep(0.1)
 
 
-def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(finished, tmp_path):
-    path, _ = finished
-    spec = spec_file(tmp_path)
+# Long enough that the sweep cannot finish before the signal lands, even on a loaded machine (with
+# the 40 steps of SPEC it once completed between the first log line and the Ctrl-C).
+LONG = {**SPEC, "base": {**SPEC["base"], "train": {**SPEC["base"]["train"], "steps": 400, "eval_every": 100,
+                                                    "checkpoint_every": 100}}}
+
+
+def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(tmp_path):
+    spec = spec_file(tmp_path, LONG)
     proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", "sweep", str(spec), "--dir", str(tmp_path),
                              "--workers", "1"], start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -171,7 +179,10 @@ def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(finished, tmp_path):
     interrupted, resumed = SweepDir(tmp_path / "tiny").sessions()
     assert not interrupted["completed"] and resumed["completed"] and resumed["runs"] == len(results)
     write_report(tmp_path / "tiny")
-    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
+    uninterrupted = tmp_path / "reference" / "tiny"
+    run_sweep(parse_spec(LONG), uninterrupted, workers=2, threads=1, quiet=True)
+    write_report(uninterrupted)
+    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(uninterrupted))
 
 
 def test_ray_reserves_a_gpu_per_cuda_run():
@@ -198,7 +209,10 @@ def test_ray_executor_gives_the_same_table(finished, tmp_path):
         ray.shutdown()
     assert len(results) == 4 and all(r.status == "done" for r in results)
     write_report(tmp_path / "tiny")
-    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(path))
+    uninterrupted = tmp_path / "reference" / "tiny"
+    run_sweep(parse_spec(LONG), uninterrupted, workers=2, threads=1, quiet=True)
+    write_report(uninterrupted)
+    pd.testing.assert_frame_equal(table(tmp_path / "tiny"), table(uninterrupted))
 
 
 def test_python_spec_and_expansion(tmp_path):
