@@ -157,9 +157,12 @@ LONG = {**SPEC, "base": {**SPEC["base"], "train": {**SPEC["base"]["train"], "ste
 
 def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(tmp_path):
     spec = spec_file(tmp_path, LONG)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that; a terminal's
+    # sweep has the default handler, so the test gives it one whatever launched the test suite.
     proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", "sweep", str(spec), "--dir", str(tmp_path),
                              "--workers", "1"], start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = tmp_path / "tiny" / "runs"
     deadline = time.time() + 120
     while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
