@@ -42,7 +42,7 @@ def parse_args():
 
 
 def family(task_cls) -> str:
-    """The module a task lives in (arithmetic, strings, maze, sparse, assignment)."""
+    """The module a task lives in (arithmetic, strings, maze, sparse, assignment, language)."""
     return task_cls.__module__.rsplit(".", 1)[-1]
 
 

@@ -10,6 +10,20 @@ from lengthgen.config import build_config
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def corpus_cache(tmp_path_factory):
+    """Corpus caches (text task) in a temporary directory, not in ~/.cache; subprocesses inherit it."""
+    import os
+
+    old = os.environ.get("LENGTHGEN_CACHE")
+    os.environ["LENGTHGEN_CACHE"] = str(tmp_path_factory.mktemp("lengthgen-cache"))
+    yield os.environ["LENGTHGEN_CACHE"]
+    if old is None:
+        del os.environ["LENGTHGEN_CACHE"]
+    else:
+        os.environ["LENGTHGEN_CACHE"] = old
+
+
 def tiny_config(**sections) -> dict:
     """A raw config for a tiny copy model; sections override whole top-level keys."""
     tree = {

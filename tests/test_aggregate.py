@@ -123,7 +123,9 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
     assert row["long_seeds"] == f"0: {rope:.3f}, 1: 0.000"
 
 
-@pytest.mark.parametrize("name", sorted(all_presets()))
+# Presets with a preparation step (b-pretrained pretrains the models its points start from) are run
+# end to end by their own tests (tests/test_pretrained.py), with that step shrunk too.
+@pytest.mark.parametrize("name", sorted(n for n, p in all_presets().items() if p.prepare is None))
 def test_preset_cpu_config_runs_end_to_end(name, tmp_path):
     from lengthgen.report import write_report
     from lengthgen.sweep import run_sweep

@@ -15,7 +15,7 @@ CASES = {
     "eval_throughput.py": (["--sizes", "small", "--repeats", "1", "--n", "4", "--batch", "4", "--lengths", "3",
                             "--precisions", "float32"], ["lengthgen teacher_forced", "HF generate", "equal to HF's: 100.0%"]),
     "data_generation.py": (["--batch", "4", "--max-length", "4", "--repeats", "1"],
-                           ["reverse_add", "maze_dfs_trace", "worst task per family"]),
+                           ["reverse_add", "maze_dfs_trace", "language", "worst task per family"]),
     "thread_policy.py": (["--steps", "1", "--repeats", "1"], ["steps/s in total", "one job per core"]),
     "hooks_overhead.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--forwards", "1", "--repeats", "1"],
                           ["hooks=None", "empty Hooks()", "capture one pattern", "ratio to hooks=None"]),

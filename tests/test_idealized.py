@@ -68,7 +68,7 @@ def test_tuple_shapes_enumerate_every_span_below_window_once(k, window):
 def test_registry_and_config_validation():
     assert ARCHITECTURES["transformer"] is Decoder and ARCHITECTURES["sparse_attention"] is SparseAttentionModel
     assert ModelConfig().arch == "transformer"
-    with pytest.raises(UserError, match="unknown architecture 'mamba'; valid: sparse_attention, transformer"):
+    with pytest.raises(UserError, match="unknown architecture 'mamba'; valid: pretrained, sparse_attention, transformer"):
         ModelConfig(arch="mamba")
     with pytest.raises(ValidationError, match="tuple_size must be >= 1"):
         sparse_cfg(tuple_size=0)

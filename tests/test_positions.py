@@ -60,6 +60,20 @@ def test_pose_has_consecutive_chunks_with_skips():
     assert saw_skip
 
 
+def test_pose_starts_at_zero_and_skips_uniformly_over_the_target_range():
+    # Zhu et al. 2023: the first chunk keeps ID 0; with two chunks the skip is uniform over
+    # 0..max_position - seq_len, so every ID of the target range is trained.
+    settings = PolicySettings(max_position=64, pose_chunks=2)
+    out = apply_policy(sample(length=10, n=3000), "pose", np.random.default_rng(2), settings)
+    ids = ids_of(out)
+    assert all(i[0] == 0 for i in ids)
+    skips = np.array([int(np.diff(i).max()) - 1 for i in ids])
+    slack = 64 - len(ids[0])
+    assert skips.min() == 0 and skips.max() == slack
+    assert abs(skips.mean() - slack / 2) < 1.0  # uniform, not biased to small skips
+    assert set(np.concatenate(ids).tolist()) == set(range(64))
+
+
 def test_randomized_is_a_sorted_subset():
     out = apply_policy(sample(), "randomized", np.random.default_rng(1), SETTINGS)
     for ids in ids_of(out):

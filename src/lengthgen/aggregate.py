@@ -29,7 +29,7 @@ def _cell(value) -> object:
 def collect(sweep: SweepDir) -> pd.DataFrame:
     """All eval rows of all runs: grid values, seed, run, status, step, task, length, n, metrics."""
     spec = sweep.read_spec()
-    plans = expand(spec)
+    plans = expand(spec, sweep.path)
     grid_keys = list(dict.fromkeys(k for p in plans for k in p.point))
     frames = []
     for plan in plans:

@@ -1,4 +1,5 @@
-"""The command line: lengthgen tasks | show | data | train | eval | export | heads | sweep | report | repro.
+"""The command line: lengthgen tasks | show | data | train | finetune | eval | export | heads | context | sweep |
+report | repro.
 
 Every user error ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -11,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_runs import cmd_eval, cmd_export, cmd_heads
+from .cli_runs import cmd_context, cmd_eval, cmd_export, cmd_heads
 from .errors import UserError
 from .rundir import RunDir
 
@@ -120,15 +121,36 @@ def cmd_data(args) -> None:
 def cmd_train(args) -> None:
     """Train a config into runs/<name>/ and print the final per-length table (under torchrun every
     process runs this, data-parallel, and rank 0 alone writes the run directory and prints)."""
-    from . import distributed
     from .config import load_config
+
+    _train(load_config(args.config, args.overrides), args)
+
+
+def cmd_finetune(args) -> None:
+    """`lengthgen train` for a local Hugging Face causal LM: CONFIG (default: reverse addition,
+    `pretrained.finetune_defaults`) with model.arch pretrained, model.path MODEL and --init; with
+    --check-tokenizer, only report how the model's tokenizer and the tokenization rule compare."""
+    from .pretrained import finetune_config, tokenizer_report
+
+    overrides = list(args.overrides)
+    config = overrides.pop(0) if overrides and "=" not in overrides[0] else None
+    cfg = finetune_config(args.model, config, overrides, args.init)
+    if args.check_tokenizer:
+        lengths = sorted({n for entry in cfg.data.resolved_tasks() for n in entry.lengths} | set(cfg.eval.length_list()))
+        print(tokenizer_report(cfg.model.path, lengths))
+        return
+    _train(cfg, args)
+
+
+def _train(cfg, args) -> None:
+    """Train a validated config as `args` (name, dir, resume, force, device, quiet) say."""
+    from . import distributed
     from .evaluate import check_positions_fit
     from .experiment import build_experiment
     from .plots import plot_length_curve
     from .runtime import device_type
     from .train import run_training
 
-    cfg = load_config(args.config, args.overrides)
     if args.name:
         cfg = cfg.model_copy(update={"name": args.name})
     run = RunDir(Path(args.dir) / cfg.name)
@@ -233,6 +255,8 @@ def cmd_repro(args) -> None:
     with sweep.lock():  # run_sweep takes it again (re-entrant); preparing must be covered too
         sweep.prepare(spec, args.force)
         atomic_write_text(path / "preset.json", json.dumps({"name": preset.name, "scale": args.scale}))
+        if preset.prepare is not None:  # e.g. b-pretrained's pretraining run; reused when already done
+            preset.prepare(args.scale, sweep.path)
         args.force = False  # already applied above
         _sweep_and_report(spec, path, args)
 
@@ -280,6 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     p.set_defaults(fn=cmd_train)
 
+    p = sub.add_parser("finetune", help="fine-tune a local Hugging Face causal LM (directory or .gguf) like train")
+    p.add_argument("model", help="model directory (config.json + safetensors), .gguf file, or alias (smollm2)")
+    p.add_argument("overrides", nargs="*", metavar="[CONFIG] OVERRIDES",
+                   help="a YAML config (default: reverse addition 1-8, evaluated 1-16), then dotted overrides")
+    p.add_argument("--init", choices=["pretrained", "random"], help="model weights, or a random init of the same "
+                                                                   "architecture (default: the config's, pretrained)")
+    p.add_argument("--check-tokenizer", action="store_true",
+                   help="report the token mapping and whether the model's tokenizer merges digits; do not train")
+    p.add_argument("--name", help="run name (default: the config's name)")
+    p.add_argument("--dir", default=str(RUNS_ROOT), help="parent directory of runs")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(fn=cmd_finetune)
+
     p = sub.add_parser("eval", help="evaluate a run at chosen lengths")
     p.add_argument("run", help="run directory")
     p.add_argument("--lengths", help="'1:40', '1:40:5' or '8,16,32'")
@@ -312,6 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even when stored results match")
     p.set_defaults(fn=cmd_heads)
+
+    p = sub.add_parser("context", help="text runs: per-token loss gain from far context and how sparse its "
+                                       "dependency is, beyond the training length")
+    p.add_argument("run", help="run directory (of the text task)")
+    p.add_argument("--eval-length", type=int, help="window length analysed (default: 4 x the training length)")
+    p.add_argument("--windows", type=int, default=8, help="validation windows analysed")
+    p.add_argument("--threshold", type=float, default=0.1, help="gain (nats) above which a token's k is estimated")
+    p.add_argument("--fraction", type=float, default=0.8, help="share of the gain the kept far tokens must recover")
+    p.add_argument("--ranking", default="occlusion", help="far-token ranking: occlusion or attention")
+    p.add_argument("--max-tokens", type=int, default=0, help="estimate k for at most this many tokens per window "
+                                                             "(the largest gains; 0: all)")
+    p.add_argument("--checkpoint", type=int, help="step (default: newest)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--force", action="store_true", help="recompute even when stored results match")
+    p.set_defaults(fn=cmd_context)
 
     p = sub.add_parser("sweep", help="run a sweep spec (YAML or Python) and report it")
     p.add_argument("spec")

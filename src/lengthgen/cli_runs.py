@@ -1,4 +1,4 @@
-"""Subcommands that read a trained run: eval (optionally with heads ablated), export, heads.
+"""Subcommands that read a trained run: eval (optionally with heads ablated), export, heads, context.
 
 Every user error is a UserError, which `cli.main` turns into one line and exit status 2.
 """
@@ -98,3 +98,14 @@ def cmd_heads(args) -> None:
     settings = resolve_settings(run.read_config(), args.tasks, lengths, args.n, args.ablation, args.span)
     steps = select_checkpoints(run, args.checkpoints)
     print(summary_text(analyze_run(run, settings, steps, device=args.device, force=args.force), settings))
+
+
+def cmd_context(args) -> None:
+    """Per-token far-context analysis of a text run (lengthgen.analysis.context): loss with full and
+    truncated context, the gain, the sparsity k of each gaining token; prints the summary and bins."""
+    from .analysis.context import analyze_run, resolve_settings, summary_text
+
+    run = RunDir(args.run).require()
+    settings = resolve_settings(run.read_config(), args.eval_length, args.windows, args.threshold, args.fraction,
+                                args.ranking, args.max_tokens, args.checkpoint)
+    print(summary_text(analyze_run(run, settings, device=args.device, force=args.force, quiet=False), settings))

@@ -356,6 +356,11 @@ def build_config(tree: dict) -> ExperimentConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
     """Read a YAML config file (or start empty), apply overrides, validate."""
+    return build_config(apply_overrides(read_config_tree(path), list(overrides)))
+
+
+def read_config_tree(path: str | Path | None) -> dict:
+    """A YAML config file as a raw mapping, not yet validated ({} for None); one-line errors."""
     tree: dict = {}
     if path is not None:
         path = Path(path)
@@ -367,4 +372,4 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
             raise UserError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(tree, dict):
             raise UserError(f"config file {str(path)!r} must hold a mapping at the top level")
-    return build_config(apply_overrides(tree, list(overrides)))
+    return tree

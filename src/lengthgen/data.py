@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .positions import PolicySettings, apply_policy
-from .tasks.base import Example, Positions, Task, consecutive_positions, example_rng, make_task, relabel
+from .tasks.base import TASKS, Example, Positions, Task, consecutive_positions, example_rng, make_task, relabel
 from .vocab import Vocab, task_marker
 
 
@@ -136,9 +136,10 @@ def matched_eval_examples(spec: TaskSpec, other: TaskSpec, length: int, n: int, 
 class Batch:
     """Right-padded teacher-forcing batch. Inputs are `<bos> prompt answer`, targets shift by one.
 
-    loss_mask marks the targets that are answer tokens or <eos>. position_targets shift the
-    position IDs the same way (the ID of the token at i+1), for the PPC position head; it is
-    optional so that a Batch can still be built from the first five tensors alone.
+    loss_mask marks the targets that are answer tokens or <eos> (not <eos> for a task with
+    `eos_in_loss = False`). position_targets shift the position IDs the same way (the ID of the
+    token at i+1), for the PPC position head; it is optional so that a Batch can still be built
+    from the first five tensors alone.
     """
 
     tokens: torch.Tensor
@@ -166,6 +167,12 @@ def sequence_ids(ex: Example, vocab: Vocab) -> list[int]:
     return [vocab.bos_id, *vocab.encode(ex.prompt), *vocab.encode(ex.answer), vocab.eos_id]
 
 
+def _scores_eos(ex: Example) -> bool:
+    """Whether an example's `<eos>` target is in the loss (its task's `eos_in_loss`)."""
+    task = TASKS.get(ex.task)
+    return task is None or task.eos_in_loss
+
+
 def collate(examples: list[Example], vocab: Vocab) -> Batch:
     """Right-padded teacher-forcing batch of examples."""
     seqs = [sequence_ids(ex, vocab) for ex in examples]
@@ -181,8 +188,9 @@ def collate(examples: list[Example], vocab: Vocab) -> Batch:
         t = len(seq) - 1
         tokens[i, :t] = seq[:-1]
         targets[i, :t] = seq[1:]
-        # Targets from the last prompt token onwards are answer tokens or <eos>.
-        loss_mask[i, len(ex.prompt) : t] = True
+        # Targets from the last prompt token onwards are answer tokens or <eos> (unless the task
+        # leaves <eos> out of its loss: text windows have no natural end).
+        loss_mask[i, len(ex.prompt) : t if _scores_eos(ex) else t - 1] = True
         ids = ex.positions.as_array()
         positions[i, :t] = ids[:-1]
         position_targets[i, :t] = ids[1:]

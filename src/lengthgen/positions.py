@@ -7,7 +7,8 @@ A policy maps an example and a generator to a new `Positions`. Registered polici
   coupled                the task's coupled IDs (position coupling, Cho et al. 2024)
   coupled_random_offset  coupled IDs, all but <bos> shifted by a uniform start
   pose                   PoSE: the sequence is cut into `pose_chunks` chunks, each consecutive,
-                         with random skips between them, spanning up to max_position
+                         the first from 0, with uniform random skips between them, within
+                         max_position
   randomized             a uniformly random sorted subset of 0..max_position-1 (Ruoss et al. 2023)
 """
 
@@ -88,13 +89,22 @@ def coupled_random_offset(ex: Example, rng, settings: PolicySettings) -> Positio
 
 @register_policy("pose")
 def pose(ex: Example, rng, settings: PolicySettings) -> Positions:
-    """Chunks of consecutive IDs separated by random skips (Zhu et al. 2023, PoSE)."""
+    """Chunks of consecutive IDs separated by random skips (Zhu et al. 2023, PoSE).
+
+    As in the paper and its code: the first chunk (with `<bos>`) starts at ID 0, and chunk i is
+    shifted by a skip u_i drawn uniformly from u_{i-1}..max_position - seq_len (u_0 = 0), so with
+    two chunks the skip is uniform over every value that fits and training covers every relative
+    distance up to max_position - 1 evenly. Chunk boundaries are uniform distinct cut points.
+    [ours] The tokens stay contiguous text (the authors' code also skips text between chunks).
+    """
     n = ex.seq_len
     chunks = max(1, min(settings.pose_chunks, n))
     cuts = np.sort(rng.choice(np.arange(1, n), size=chunks - 1, replace=False)) if chunks > 1 else []
     slack = _slack(ex, n - 1, settings)
-    # Sorted offsets keep IDs increasing; chunk c is shifted by offsets[c].
-    offsets = np.sort(rng.integers(0, slack + 1, size=chunks))
+    # Non-decreasing offsets keep IDs increasing; chunk c is shifted by offsets[c].
+    offsets = np.zeros(chunks, dtype=np.int64)
+    for c in range(1, chunks):
+        offsets[c] = rng.integers(offsets[c - 1], slack + 1)
     chunk_of = np.searchsorted(np.asarray(cuts, dtype=np.int64), np.arange(n), side="right")
     ids = np.arange(n) + offsets[chunk_of]
     return Positions.from_array(ids, len(ex.prompt))

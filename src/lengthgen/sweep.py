@@ -12,6 +12,10 @@ A spec is a YAML file or a Python file defining `SWEEP` (a dict) or `sweep()` re
     seeds: [0, 1]
     seed_keys: [seed.model]          # config seeds set to the sweep seed
 
+A string value of a point may name `{sweep_dir}`: the sweep directory, as an absolute path, is
+put in its place in the run's config (run names and result tables keep the text as written, so
+they do not depend on where the sweep lives). A preset's preparation step writes models there.
+
 The sweep directory holds `sweep.yaml` (the resolved spec) and `runs/<point>__seed<k>/`, one
 run directory per grid point and seed. Running the same spec again skips finished runs and
 resumes unfinished ones from their newest checkpoint.
@@ -151,8 +155,26 @@ def _value_text(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-")
 
 
-def expand(spec: SweepSpec) -> list[RunPlan]:
-    """Every (grid point, seed) as a validated config, in a stable order."""
+SWEEP_DIR = "{sweep_dir}"  # in a point's string values: the sweep directory (see the module docstring)
+
+
+def _place(value: Any, root: Path | None) -> Any:
+    """`value` with SWEEP_DIR replaced by `root` in every string inside it (unchanged without a root)."""
+    if root is None:
+        return value
+    if isinstance(value, str):
+        return value.replace(SWEEP_DIR, str(root))
+    if isinstance(value, list):
+        return [_place(v, root) for v in value]
+    if isinstance(value, dict):
+        return {k: _place(v, root) for k, v in value.items()}
+    return value
+
+
+def expand(spec: SweepSpec, root: str | Path | None = None) -> list[RunPlan]:
+    """Every (grid point, seed) as a validated config, in a stable order; `root` is the sweep
+    directory that `{sweep_dir}` in point values stands for (left as written without one)."""
+    root = Path(root).resolve() if root is not None else None
     keys = list(spec.grid)
     grid_points = [dict(zip(keys, values)) for values in itertools.product(*(spec.grid[k] for k in keys))]
     points = [{**p, **g} for p in (spec.points or [{}]) for g in grid_points]
@@ -167,7 +189,7 @@ def expand(spec: SweepSpec) -> list[RunPlan]:
             for key, value in point.items():
                 # A plain scalar dumps with YAML's document-end marker ("copy\n..."); drop it so an
                 # error message quoting the override stays on one line.
-                text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+                text = yaml.safe_dump(_place(value, root), default_flow_style=True).strip().removesuffix("...").strip()
                 apply_overrides(tree, [f"{key}={text}"])
             for key in spec.seed_keys:
                 apply_overrides(tree, [f"{key}={seed}"])
@@ -290,7 +312,7 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         raise UserError("--workers must be >= 0 (0: cores / threads)")
     workers = workers or max(1, (os.cpu_count() or 1) // threads)
     sweep = SweepDir(path)
-    plans = expand(spec)  # the whole grid is validated before anything is created
+    plans = expand(spec, sweep.path)  # the whole grid is validated before anything is created
     with sweep.lock():
         sweep.prepare(spec, force)
         status = sweep.status(plans)

@@ -20,7 +20,7 @@ from .data import Batch, batch_rng, collate
 from .errors import UserError
 from .evaluate import EvalRow, check_positions_fit, evaluate, format_table
 from .experiment import Experiment
-from .fileio import check_free_space, check_writable, describe_os_error, exclusive_lock
+from .fileio import atomic_write_text, check_free_space, check_writable, describe_os_error, exclusive_lock
 from .runtime import autocast, set_threads
 from .registry import Registry
 from .rundir import LOCK_NAME, RunDir
@@ -377,8 +377,11 @@ def _claim(run: RunDir, exp: Experiment, held: contextlib.ExitStack) -> None:
 
 
 def _write_metadata(run: RunDir, exp: Experiment) -> None:
-    """Rank 0: the resolved config, the environment and the vocabulary."""
+    """Rank 0: the resolved config, the environment, the vocabulary, and any files the model
+    describes itself with (`run_files()`: a pretrained model's source, token map and HF config)."""
     run.write_config(exp.cfg)
     run.write_environment(device=str(exp.device), precision=exp.precision, attention=exp.model.cfg.attention,
                           parameters=exp.model.num_parameters(), processes=distributed.world_size())
     exp.vocab.save(run.path / "vocab.json")
+    for name, text in getattr(exp.model, "run_files", dict)().items():
+        atomic_write_text(run.path / name, text)

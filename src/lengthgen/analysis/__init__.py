@@ -1,4 +1,4 @@
-"""Mechanism analyses of trained models (Paper B, PAPERS.md B4).
+"""Mechanism analyses of trained models (Paper B, PAPERS.md B4; Paper A's natural language, A6).
 
 ablation.py   ablate chosen heads during evaluation (zero or mean); maps of the exact-match drop
               per (layer, head)
@@ -6,4 +6,7 @@ attention.py  attention patterns of matched prompts of two tasks and their per-h
 tracking.py   both across a run's checkpoints next to the generalization gap: tables,
               correlations, plots (`lengthgen heads RUN`)
 stats.py      Pearson and Spearman correlation
+dependency.py per-token far-context gain and the sparsity k of its dependency, on any scorer
+context.py    that analysis for a trained text run: the model's scorer, tables, plots
+              (`lengthgen context RUN`)
 """

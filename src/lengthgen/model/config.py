@@ -17,7 +17,8 @@ class ModelConfig(BaseModel):
     `arch` picks the model class from `model.architectures.ARCHITECTURES`. The knobs from
     `layers` to `init_std` configure the "transformer"; `tuple_size`, `window` and `hidden`
     configure the "sparse_attention" idealized model (which also uses `d_model` as its
-    embedding and value width and ignores the rest, position encoding included).
+    embedding and value width and ignores the rest, position encoding included); `path` and
+    `init` configure "pretrained" (a local Hugging Face model, which ignores every other knob).
     """
 
     # NaN or infinity in a width, scale or epsilon only fails deep inside torch: refuse it here.
@@ -48,6 +49,12 @@ class ModelConfig(BaseModel):
     window: int = Field(8, le=MAX_SIZE)
     # sparse_attention: hidden width of the score and value MLPs and rank of the query match.
     hidden: int = Field(64, le=MAX_SIZE)
+    # pretrained: a local Hugging Face causal LM (directory with config.json + weights, or a .gguf
+    # file, or an alias such as smollm2); the architecture comes from there (lengthgen.pretrained).
+    path: str | None = None
+    # pretrained: start from the checkpoint's weights, or from a random initialisation of the same
+    # architecture (seeded by seed.model): the control for what pretraining contributes.
+    init: Literal["pretrained", "random"] = "pretrained"
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -61,6 +68,8 @@ class ModelConfig(BaseModel):
             # An architecture with its own rules; the transformer checks below do not apply to it.
             own_check(self)
             return self
+        if self.path is not None or self.init != "pretrained":
+            raise ValueError(f"model.path and model.init are read by model.arch pretrained only, not {self.arch!r}")
         if self.encoding not in ENCODINGS:
             raise choices_error("encoding", self.encoding, ENCODINGS)
         for name in ("layers", "heads", "d_model", "d_ff"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -46,12 +47,19 @@ class Preset:
     # Optional analysis of the finished runs (b-heads: head maps at every checkpoint):
     # fn(results table, sweep directory) -> the table `check` judges instead of the results.
     analyze: Callable[[pd.DataFrame, object], pd.DataFrame] | None = None
+    # Optional step run by `lengthgen repro` before the sweep, under the sweep's lock:
+    # fn(scale, sweep directory). b-pretrained pretrains and exports the models its points name
+    # through `{sweep_dir}` (see lengthgen.sweep); it must reuse what an earlier call finished.
+    prepare: Callable[[str, Path], None] | None = None
 
     def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
-        """The sweep spec at a scale, optionally with other seeds."""
+        """The sweep spec at a scale, optionally with other seeds. A scale may be given as a
+        function returning its tree, for sweeps that depend on files outside the repository
+        (b-pretrained at paper scale: a list of checkpoints on disk); it is called here."""
         if scale not in self.scales:
             raise choices_error("scale", scale, self.scales)
-        tree = copy.deepcopy(self.scales[scale])
+        tree = self.scales[scale]
+        tree = copy.deepcopy(tree() if callable(tree) else tree)
         tree["name"] = f"{self.name}-{scale}"
         if seeds is not None:
             tree["seeds"] = seeds
@@ -84,7 +92,7 @@ def all_presets() -> dict[str, Preset]:
 
 
 def _load_all() -> None:
-    from . import copy_tasks, coupling, heads, sparsity, transfer  # noqa: F401  (registration side effects)
+    from . import copy_tasks, coupling, heads, language, pretrained, sparsity, transfer  # noqa: F401  (registration side effects)
 
 
 def band_scores(df: pd.DataFrame, task: str, lengths: list[int]) -> pd.DataFrame:

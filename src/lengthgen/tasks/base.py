@@ -96,6 +96,7 @@ class Task:
       min_length      smallest length the task can make (max_length: largest, or None)
       eval_overrides  parameters applied when building evaluation sets (the paper's test
                       protocol, e.g. both operands exactly `length` digits)
+      eos_in_loss     whether the `<eos>` target is scored (False: windows of running text)
     """
 
     name: ClassVar[str] = ""
@@ -106,6 +107,9 @@ class Task:
     # Tasks whose examples are built from the same kind of inputs (two operands, one string) share
     # an input kind; such tasks can re-label each other's examples (`relabel`: matched prompts).
     input_kind: ClassVar[str | None] = None
+    # Whether the `<eos>` target after the answer is in the loss (and in token accuracy). A text
+    # window (tasks/language.py) has no natural end, so it leaves it out.
+    eos_in_loss: ClassVar[bool] = True
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         """Return n (prompt tokens, answer tokens, meta dict) triples of the given length."""

