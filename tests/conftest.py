@@ -38,6 +38,18 @@ def tiny_config(**sections) -> dict:
     return tree
 
 
+def train_tree(tree: dict, path):
+    """Train a raw config into a new run directory at `path` through the real trainer; the RunDir."""
+    from lengthgen.experiment import build_experiment
+    from lengthgen.rundir import RunDir
+    from lengthgen.train import run_training
+
+    run = RunDir(path)
+    run.prepare(force=False, resume=False)
+    run_training(build_experiment(build_config(tree)), run, quiet=True)
+    return run
+
+
 @pytest.fixture
 def tiny_cfg():
     """A validated tiny ExperimentConfig."""

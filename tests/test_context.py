@@ -17,7 +17,7 @@ from lengthgen.model import Decoder, ModelConfig
 from lengthgen.rundir import RunDir
 from lengthgen.vocab import Vocab
 
-from conftest import tiny_config
+from conftest import tiny_config, train_tree
 
 V = 7  # the synthetic alphabet
 
@@ -121,17 +121,11 @@ def test_summary_counts_sparse_and_dense_tokens_apart_from_k0():
 
 
 def train_text_run(root, name="lm", **overrides):
-    from lengthgen.experiment import build_experiment
-    from lengthgen.train import run_training
-
     tree = tiny_config(
         data={"tasks": [{"task": "text", "lengths": [16, 16]}], "batch_size": 16},
         train={"steps": 12, "lr": 3e-3, "warmup": 0.1, "log_every": 6, "precision": "float32", "threads": 1},
         eval={"lengths": [16, 32], "n": 8, "batch_size": 8}, positions={"max_position": 80, **overrides})
-    run = RunDir(root / name)
-    run.prepare(force=False, resume=False)
-    run_training(build_experiment(build_config(tree)), run, quiet=True)
-    return run
+    return train_tree(tree, root / name)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from lengthgen.analysis.attention import attention_difference, capture_patterns
 from lengthgen.analysis.stats import pearson, spearman
 from lengthgen.analysis.tracking import analyze_run, correlations, resolve_settings, select_checkpoints
 from lengthgen.cli import main
-from lengthgen.config import build_config
 from lengthgen.data import build_spec, eval_examples, matched_eval_examples
 from lengthgen.errors import UserError
 from lengthgen.model import Decoder, Hooks, ModelConfig
@@ -21,12 +20,11 @@ from lengthgen.model.hooks import replace_head_output
 from lengthgen.model.transformer import Attention
 from lengthgen.positions import PolicySettings
 from lengthgen.presets.heads import check_heads, seed_table
-from lengthgen.rundir import RunDir
 from lengthgen.tasks import make_task
 from lengthgen.tasks.base import relabel
 from lengthgen.vocab import Vocab
 
-from conftest import tiny_config
+from conftest import tiny_config, train_tree
 
 VOCAB = Vocab.default()
 LETTERS = "abcd"
@@ -197,18 +195,12 @@ def test_correlations():
 
 
 def train_pair(root, name):
-    from lengthgen.experiment import build_experiment
-    from lengthgen.train import run_training
-
     tree = tiny_config(
         data={"group": "control-copy-reverse", "group_max": [3, 6], "markers": True, "batch_size": 16},
         train={"steps": 40, "lr": 3e-3, "warmup": 0.1, "log_every": 20, "precision": "float32", "threads": 1,
                "eval_every": 10, "checkpoint_every": 10, "keep_checkpoints": 10},
         eval={"lengths": "1:8", "n": 8, "batch_size": 32})
-    run = RunDir(root / name)
-    run.prepare(force=False, resume=False)
-    run_training(build_experiment(build_config(tree)), run, quiet=True)
-    return run
+    return train_tree(tree, root / name)
 
 
 @pytest.fixture(scope="module")

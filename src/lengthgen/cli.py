@@ -270,6 +270,16 @@ def _executor_options(p) -> None:
     p.add_argument("--force", action="store_true", help="replace a sweep directory holding another spec")
 
 
+def _run_options(p) -> None:
+    """The options of a command that trains one run (train, finetune)."""
+    p.add_argument("--name", help="run name (default: the config's name)")
+    p.add_argument("--dir", default=str(RUNS_ROOT), help="parent directory of runs")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="lengthgen", description="Length generalization bench for transformers.")
@@ -296,12 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a config into runs/<name>/")
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.encoding=rope")
-    p.add_argument("--name", help="run name (default: the config's name)")
-    p.add_argument("--dir", default=str(RUNS_ROOT), help="parent directory of runs")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--force", action="store_true", help="replace an existing run directory")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    _run_options(p)
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("finetune", help="fine-tune a local Hugging Face causal LM (directory or .gguf) like train")
@@ -312,12 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "architecture (default: the config's, pretrained)")
     p.add_argument("--check-tokenizer", action="store_true",
                    help="report the token mapping and whether the model's tokenizer merges digits; do not train")
-    p.add_argument("--name", help="run name (default: the config's name)")
-    p.add_argument("--dir", default=str(RUNS_ROOT), help="parent directory of runs")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--force", action="store_true", help="replace an existing run directory")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    _run_options(p)
     p.set_defaults(fn=cmd_finetune)
 
     p = sub.add_parser("eval", help="evaluate a run at chosen lengths")
