@@ -126,10 +126,15 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
 # Presets with a preparation step (b-pretrained pretrains the models its points start from) are run
 # end to end by their own tests (tests/test_pretrained.py), with that step shrunk too.
 @pytest.mark.parametrize("name", sorted(n for n, p in all_presets().items() if p.prepare is None))
-def test_preset_cpu_config_runs_end_to_end(name, tmp_path):
+def test_preset_cpu_config_runs_end_to_end(name, tmp_path, monkeypatch):
+    from lengthgen.presets.language import C4_VARIABLE
     from lengthgen.report import write_report
     from lengthgen.sweep import run_sweep
 
+    # a-language's paper scale reads the user's C4 shard; a small local file stands in for it.
+    shard = tmp_path / "c4-shard.txt"
+    shard.write_text("A stand-in for a local C4 shard.\n" * 50)
+    monkeypatch.setenv(C4_VARIABLE, str(shard))
     preset = get_preset(name)
     spec = preset.spec("cpu", seeds=[0])
     assert preset.spec("paper").base["model"]["d_model"] == 384  # the paper scale exists and is the paper's size
