@@ -46,11 +46,15 @@ def test_evaluate_reports_one_row_per_variant_and_length():
     cfg = build_config(tree)
     assert cfg.data.tasks[0].eval_grid == {"k": [1, 2, 4]}
     exp = build_experiment(cfg)
+    calls = []
     rows = evaluate(exp.model, exp.specs, [6, 20], n=8, eval_seed=0, policy="consecutive",
-                    settings=cfg.positions.settings(), vocab=exp.vocab)
+                    settings=cfg.positions.settings(), vocab=exp.vocab, batch_size=4,
+                    progress=lambda done, total: calls.append((done, total)))
     assert [(r.task, r.length) for r in rows] == [
         (f"sparse_parity[k={k}]", n) for k in (1, 2, 4) for n in (6, 20)]
     assert all(0.0 <= r.exact_match <= 1.0 for r in rows)
+    # progress is reported batch by batch as the sets are scored: 6 sets x 2 batches of 4
+    assert calls == [(done, 12) for done in range(1, 13)]
 
 
 def test_variant_eval_sets_differ_from_each_other():

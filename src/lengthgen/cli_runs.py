@@ -33,6 +33,7 @@ def cmd_eval(args) -> None:
     from .config import MAX_COUNT, parse_lengths
     from .evaluate import check_positions_fit, format_table
     from .plots import plot_length_curve
+    from tqdm import tqdm
 
     if args.ablation and not args.ablate:
         raise UserError("--ablation needs --ablate LAYER.HEAD,...")
@@ -56,7 +57,12 @@ def cmd_eval(args) -> None:
         adapt = ablator(args.ablation or "mean", heads, setup)
     check_positions_fit(exp.model, specs, lengths, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings(),
                         setup.n)
-    rows = setup.evaluate(exp.model, specs, lengths, step, adapt)
+    with tqdm(desc=f"eval {cfg.name}", unit="batch", dynamic_ncols=True, leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        rows = setup.evaluate(exp.model, specs, lengths, step, adapt, advance)
     if not rows:
         raise UserError(f"none of the tasks {[s.task.name for s in specs]} can make lengths {lengths}")
     if heads:

@@ -158,6 +158,7 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
 
     adapt: optional fn(model, examples) -> what scores that (task, length) set, given the set's
     examples; head ablation (`analysis.ablation.ablator`) wraps the model in hooks computed from them.
+    progress: optional fn(done, total), called after each batch this rank scores (a progress bar).
 
     In a data-parallel job every rank must call this at once: the batches are dealt out over the
     ranks and their counts gathered, so each rank returns the rows a single process would. Each
@@ -171,12 +172,15 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
             for length in lengths if can_make(spec.eval_task, length)]
     units = [(i, start) for i in range(len(sets)) for start in range(0, n, batch_size)]
     counts, current, examples = {}, None, []
-    for i, start in units[distributed.rank()::distributed.world_size()]:
+    mine = units[distributed.rank()::distributed.world_size()]
+    for done, (i, start) in enumerate(mine, 1):
         if i != current:  # a rank generates only the sets it scores, one at a time
             current, examples = i, eval_examples(*sets[i], n, eval_seed, policy, settings)
             scoring = model if adapt is None else adapt(model, examples)
         exact, *rest = scorer(scoring, examples[start : start + batch_size], vocab, device, precision)
         counts[i, start] = (int(exact.sum()), *rest)
+        if progress is not None:
+            progress(done, len(mine))
     for part in distributed.gather_objects(counts):
         counts.update(part)
     rows = []
@@ -185,8 +189,6 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
         total = [sum(column) for column in zip(*(counts[i, start] for start in range(0, n, batch_size)))]
         position_accuracy = total[3] / total[4] if ppc and total[4] else float("nan")
         rows.append(EvalRow(step, spec.name, length, n, total[0] / n, total[1] / max(total[2], 1), position_accuracy))
-        if progress is not None:
-            progress(rows[-1])
     model.train(was_training)
     return rows
 

@@ -30,16 +30,24 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([header, rule, *body])
 
 
-def length_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Length x grid point table of 'mean (min-max)' exact match over seeds at the final step."""
+def length_table(df: pd.DataFrame, task: str, metric: str = "exact_match") -> pd.DataFrame:
+    """Length x grid point table of 'mean (min-max)' of `metric` over seeds at the final step."""
     keys = grid_columns(df)
     last = final(df)
     last = last[last["task"] == task].copy()
     last["point"] = last.apply(lambda r: point_label(r, keys), axis=1)
-    stats = last.groupby(["point", "length"], sort=False)["exact_match"].agg(["mean", "min", "max"]).reset_index()
+    stats = last.groupby(["point", "length"], sort=False)[metric].agg(["mean", "min", "max"]).reset_index()
     stats["cell"] = stats.apply(lambda r: f"{r['mean']:.2f} ({r['min']:.2f}-{r['max']:.2f})", axis=1)
     table = stats.pivot(index="length", columns="point", values="cell").reset_index()
     return table[["length", *dict.fromkeys(stats["point"])]]
+
+
+def report_metric(label: str) -> str:
+    """The column a report tabulates for a results task label (`task` or `task[key=value,...]`)."""
+    from .tasks import TASKS
+
+    task = TASKS.get(label.split("[", 1)[0])
+    return task.report_metric if task is not None else "exact_match"
 
 
 def preset_of(sweep: SweepDir):
@@ -109,7 +117,9 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
         if preset is not None and preset.extra_report is not None:
             lines += preset.extra_report(df, sweep.path)
         for task in dict.fromkeys(results["task"]):
-            lines += [f"### {task}: mean (min-max) over seeds, final step", "", markdown_table(length_table(df, task)), ""]
+            metric = report_metric(task)
+            lines += [f"### {task}: {metric}, mean (min-max) over seeds, final step", "",
+                      markdown_table(length_table(df, task, metric)), ""]
         for main, aux in gaps:
             gap = generalization_gap(final(df), main, aux)
             lines += [f"## Generalization gap {main} vs {aux}", "", markdown_table(gap), ""]

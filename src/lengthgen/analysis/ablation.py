@@ -58,11 +58,11 @@ class EvalSetup:
                    cfg.eval.mode, cfg.eval.batch_size, exp.device, exp.precision)
 
     def evaluate(self, model, specs: list[TaskSpec], lengths: list[int], step: int = 0,
-                 adapt: Callable | None = None) -> list[EvalRow]:
+                 adapt: Callable | None = None, progress: Callable | None = None) -> list[EvalRow]:
         """`evaluate.evaluate` with this setup."""
         return evaluate(model, specs, lengths, n=self.n, eval_seed=self.eval_seed, policy=self.policy,
                         settings=self.settings, vocab=self.vocab, mode=self.mode, batch_size=self.batch_size,
-                        device=self.device, precision=self.precision, step=step, adapt=adapt)
+                        device=self.device, precision=self.precision, step=step, adapt=adapt, progress=progress)
 
 
 def check_hooked(model) -> tuple[int, int]:

@@ -97,6 +97,7 @@ class Task:
       eval_overrides  parameters applied when building evaluation sets (the paper's test
                       protocol, e.g. both operands exactly `length` digits)
       eos_in_loss     whether the `<eos>` target is scored (False: windows of running text)
+      report_metric   the results column a report tabulates for this task
     """
 
     name: ClassVar[str] = ""
@@ -110,6 +111,8 @@ class Task:
     # Whether the `<eos>` target after the answer is in the loss (and in token accuracy). A text
     # window (tasks/language.py) has no natural end, so it leaves it out.
     eos_in_loss: ClassVar[bool] = True
+    # A whole window of running text is never predicted exactly, so text reports token accuracy.
+    report_metric: ClassVar[str] = "exact_match"
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         """Return n (prompt tokens, answer tokens, meta dict) triples of the given length."""

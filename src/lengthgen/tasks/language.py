@@ -49,6 +49,7 @@ class Text(Task):
     description = "language modelling: a window of `length` characters of a local corpus (prompt empty)"
     eval_overrides = {"split": "validation"}
     eos_in_loss = False
+    report_metric = "token_acc"
     max_length = _SplitLimit()
 
     corpus: str = "pydoc"
