@@ -18,6 +18,7 @@ from lengthgen.cli import main
 from lengthgen.errors import UserError
 from lengthgen.executors import EXECUTORS, Job, execute_job, ray_resources
 from lengthgen.report import write_report
+from lengthgen.reuse import finished_runs, fingerprint
 from lengthgen.sweep import SweepDir, expand, load_spec, parse_spec, run_sweep
 
 SPEC = {
@@ -78,6 +79,63 @@ def test_rerun_does_no_work(finished):
     assert run_sweep(parse_spec(SPEC), path, workers=2, threads=1, quiet=True) == []
     assert len(SweepDir(path).sessions()) == 1  # nothing ran, nothing recorded
     assert before == {p: p.stat().st_mtime_ns for p in path.glob("runs/*/eval.csv")}
+
+
+def test_runs_with_the_same_config_are_copied_from_another_sweep(finished, tmp_path, capsys):
+    """A second sweep sharing the `rope` point trains only its new `alibi` runs; the copies keep
+    the original results, name their source in reused.json and in the report, and `--no-reuse`
+    trains everything."""
+    path, _ = finished
+    other = {**SPEC, "name": "other", "grid": {"model.encoding": ["rope", "alibi"]}}
+    results = run_sweep(parse_spec(other), tmp_path / "other", workers=2, threads=1, quiet=True,
+                        reuse=[path.parent])
+    assert sorted(r.name for r in results) == ["encoding=alibi__seed0", "encoding=alibi__seed1"]
+    for seed in (0, 1):
+        copy, source = tmp_path / "other" / "runs" / f"encoding=rope__seed{seed}", path / "runs" / f"encoding=rope__seed{seed}"
+        assert (copy / "eval.csv").read_text() == (source / "eval.csv").read_text()
+        assert json.loads((copy / "reused.json").read_text())["source"] == str(source.resolve())
+        assert yaml.safe_load((copy / "config.yaml").read_text())["name"] == f"encoding=rope__seed{seed}"
+        assert not (copy.parent / f"encoding=rope__seed{seed}.partial").exists()
+    report = write_report(tmp_path / "other").read_text()
+    assert "reused from" in report and str(path.resolve()) in report and "4 of 4 runs finished" in report
+    # a copied run is not a source: a third sweep copies from the original
+    results = run_sweep(parse_spec({**other, "name": "third"}), tmp_path / "third", workers=2, threads=1,
+                        quiet=True, reuse=[path.parent, tmp_path])
+    assert sorted(r.name for r in results) == []
+    third = json.loads((tmp_path / "third" / "runs" / "encoding=rope__seed0" / "reused.json").read_text())
+    assert third["source"] == str((path / "runs" / "encoding=rope__seed0").resolve())
+    # a changed knob is a different experiment: nothing is copied
+    changed = {**other, "name": "changed", "base": {**SPEC["base"], "train": {**SPEC["base"]["train"], "lr": 5e-4}}}
+    plans = expand(parse_spec(changed))
+    assert not {fingerprint(p.config) for p in plans} & set(finished_runs([path.parent, tmp_path]))
+    code = main(["sweep", str(spec_file(tmp_path, other)), "--dir", str(tmp_path / "cli"), "--reuse",
+                 str(tmp_path / "absent")])
+    assert code == 2 and "--reuse" in capsys.readouterr().err
+    code = main(["sweep", str(spec_file(tmp_path, other)), "--dir", str(tmp_path / "cli"), "--reuse", str(path.parent),
+                 "--no-reuse", "--workers", "2"])
+    assert code == 0 and len(list((tmp_path / "cli" / "other" / "runs").glob("*/done.json"))) == 4
+    assert not list((tmp_path / "cli" / "other" / "runs").glob("*/reused.json"))
+
+
+def test_a_repeated_experiment_in_one_sweep_is_trained_once(tmp_path):
+    """The main task alone, named through two groups, is one experiment: one run trains, the other
+    is copied from it; a config spelling the same tasks out has the same fingerprint."""
+    tree = {**SPEC, "name": "alone", "grid": {}, "seeds": [0],
+            "base": {**SPEC["base"], "data": {"group": "arith-nocarry-only", "aux": False, "group_max": [3, 5],
+                                               "batch_size": 16}},
+            "points": [{"data.group": "arith-nocarry-only"}, {"data.group": "arith-carry-only"}]}
+    results = run_sweep(parse_spec(tree), tmp_path / "alone", workers=2, threads=1, quiet=True)
+    assert [r.name for r in results] == ["group=arith-nocarry-only__seed0"]
+    runs = tmp_path / "alone" / "runs"
+    copy = runs / "group=arith-carry-only__seed0"
+    assert json.loads((copy / "reused.json").read_text())["source"] == str((runs / results[0].name).resolve())
+    assert (copy / "done.json").is_file() and "2 of 2 runs finished" in write_report(tmp_path / "alone").read_text()
+    plans = expand(parse_spec(tree))
+    spelled = parse_spec({**tree, "points": [], "base": {**tree["base"], "data": {
+        "tasks": [{"task": "reverse_add", "lengths": [1, 3]}], "batch_size": 16}}})
+    assert fingerprint(plans[0].config) == fingerprint(plans[1].config) == fingerprint(expand(spelled)[0].config)
+    with_aux = parse_spec({**tree, "points": [], "base": {**tree["base"], "data": {**tree["base"]["data"], "aux": True}}})
+    assert fingerprint(expand(with_aux)[0].config) != fingerprint(plans[0].config)
 
 
 def _progress(runs: Path) -> int:

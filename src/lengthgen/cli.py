@@ -193,13 +193,17 @@ def _parse_gaps(items: list[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def _sweep_and_report(spec, path: Path, args) -> None:
+def _sweep_and_report(spec, path: Path, args, reuse_siblings: bool = False) -> None:
     from .report import write_report
     from .sweep import run_sweep
 
     start = time.perf_counter()
+    missing = [d for d in args.reuse if not Path(d).is_dir()]
+    if missing:
+        raise UserError(f"--reuse {missing[0]!r} is not a directory")
+    reuse = [] if args.no_reuse else [*args.reuse, *([path.parent] if reuse_siblings else [])]
     results = run_sweep(spec, path, executor=args.executor, workers=args.workers, threads=args.threads,
-                        address=args.address, force=args.force)
+                        address=args.address, force=args.force, reuse=reuse)
     report = write_report(path, _parse_gaps(getattr(args, "gap", None)))
     failed = [r for r in results if r.status != "done"]
     print(f"{len(results)} runs executed ({len(failed)} failed) in {time.perf_counter() - start:.0f}s; "
@@ -258,7 +262,8 @@ def cmd_repro(args) -> None:
         if preset.prepare is not None:  # e.g. b-pretrained's pretraining run; reused when already done
             preset.prepare(args.scale, sweep.path)
         args.force = False  # already applied above
-        _sweep_and_report(spec, path, args)
+        # Presets share runs (b-rope's RoPE points are b-transfer-arith's), so search the sweeps beside this one.
+        _sweep_and_report(spec, path, args, reuse_siblings=True)
 
 
 def _executor_options(p) -> None:
@@ -268,6 +273,10 @@ def _executor_options(p) -> None:
     p.add_argument("--workers", type=int, default=0, help="parallel runs (default: cores / threads)")
     p.add_argument("--threads", type=int, default=1, help="threads per run")
     p.add_argument("--force", action="store_true", help="replace a sweep directory holding another spec")
+    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                   help="copy finished runs with the same config from this sweep directory (or folder of sweeps) "
+                        "instead of training them again; repeatable (repro also searches the sweeps beside its own)")
+    p.add_argument("--no-reuse", action="store_true", help="train every run here, copying nothing")
 
 
 def _run_options(p) -> None:

@@ -12,6 +12,7 @@ import yaml
 from .aggregate import (collect, final, generalization_gap, grid_columns, point_label, run_errors, run_seconds,
                         write_tables)
 from .plots import plot_heatmap, plot_sweep_lengths, plot_sweep_steps
+from .reuse import reused_from
 from .rundir import atomic_write_text
 from .sweep import SweepDir
 
@@ -81,6 +82,9 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
     runs = df.drop_duplicates("run")[["run", "status"]].copy()
     runs["seconds"] = runs["run"].map(seconds)
     errors = run_errors(sweep)
+    origins = [reused_from(sweep.path / "runs" / r) for r in runs["run"]]
+    if any(origins):  # trained by another sweep with the same config (lengthgen.reuse)
+        runs["reused from"] = origins
     if (runs["status"] == "failed").any():  # say why, so nobody has to dig through run directories
         runs["error"] = [errors.get(r, "") if s == "failed" else "" for r, s in zip(runs["run"], runs["status"])]
     lines = [f"# {spec.name}", ""]
@@ -101,7 +105,11 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = ()) -> Path:
                       markdown_table(verdict.numbers), ""]
     done = int((runs["status"] == "done").sum())
     total_s = runs["seconds"].sum()
-    lines += ["## Runs", "", f"{done} of {len(runs)} runs finished; run wall time {total_s:.0f} s in total (training and evaluation).",
+    copied = sum(map(bool, origins))
+    copies = f" {copied} of them were copied from finished runs with the same config (their times are the " \
+             "originals')." if copied else ""
+    lines += ["## Runs", "", f"{done} of {len(runs)} runs finished; run wall time {total_s:.0f} s in total "
+              f"(training and evaluation).{copies}",
               *sessions_lines(sweep.sessions()), "", markdown_table(runs, digits=1), ""]
     results = df.dropna(subset=["step"])
     if not results.empty:

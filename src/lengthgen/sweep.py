@@ -202,6 +202,34 @@ def expand(spec: SweepSpec, root: str | Path | None = None) -> list[RunPlan]:
     return plans
 
 
+def _reuse_finished(sweep: "SweepDir", plans: list[RunPlan], roots: list[str | Path]) -> list[str]:
+    """Copy a finished run with the same config into the sweep for each plan that has one (the sweep
+    itself is searched first); the names of the plans so filled."""
+    if not plans:
+        return []
+    from .reuse import adopt, finished_runs, fingerprint
+
+    found = finished_runs([sweep.path, *roots])
+    done = []
+    for plan in plans:
+        source = found.get(fingerprint(plan.config))
+        if source is not None:
+            adopt(source, sweep.run_dir(plan), plan.config)
+            done.append(plan.name)
+    return done
+
+
+def _duplicates(plans: list[RunPlan]) -> list[RunPlan]:
+    """The plans that repeat an earlier plan's experiment (`lengthgen.reuse.fingerprint`)."""
+    from .reuse import fingerprint
+
+    seen, repeats = set(), []
+    for plan in plans:
+        key = fingerprint(plan.config)
+        (repeats.append(plan) if key in seen else seen.add(key))
+    return repeats
+
+
 class SweepDir:
     """The directory of one sweep."""
 
@@ -297,8 +325,13 @@ class SweepDir:
 
 
 def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", workers: int = 0, threads: int = 1,
-              address: str | None = None, force: bool = False, quiet: bool = False) -> list:
-    """Run every unfinished run of the spec; returns the JobResults of what ran."""
+              address: str | None = None, force: bool = False, quiet: bool = False,
+              reuse: list[str | Path] = ()) -> list:
+    """Run every unfinished run of the spec; returns the JobResults of what ran.
+
+    reuse: sweep directories, or folders of them, whose finished runs are copied in place of a new
+    run with the same config (`lengthgen.reuse`); runs already started here are resumed instead.
+    """
     import os
 
     from tqdm import tqdm
@@ -316,10 +349,17 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
     with sweep.lock():
         sweep.prepare(spec, force)
         status = sweep.status(plans)
-        todo = [p for p in plans if status[p.name] != "done"]
+        reused = _reuse_finished(sweep, [p for p in plans if status[p.name] == "new"], reuse)
+        status.update({name: "reused" for name in reused})
+        # A plan repeating another's experiment (the main task alone, named through two groups) waits
+        # for that one and is copied from it.
+        repeats = [p for p in _duplicates(plans) if status[p.name] == "new"]
+        status.update({p.name: "repeat" for p in repeats})
+        todo = [p for p in plans if status[p.name] in ("new", "partial")]
         if not quiet:
-            counts = {s: list(status.values()).count(s) for s in ("done", "partial", "new")}
-            print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['partial']} to resume, "
+            counts = {s: list(status.values()).count(s) for s in ("done", "reused", "repeat", "partial", "new")}
+            print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['reused']} copied from "
+                  f"finished runs, {counts['repeat']} to copy once trained, {counts['partial']} to resume, "
                   f"{counts['new']} new); {executor} executor, {workers} workers x {threads} threads")
         jobs = [Job(p.name, p.config.model_dump(mode="json"), str(sweep.run_dir(p).path), threads) for p in todo]
         results = []
@@ -334,6 +374,7 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
                     if result.status != "done":
                         tqdm.write(f"run {result.name} failed: {result.error}")
             completed = True
+            _reuse_finished(sweep, repeats, [])
         finally:
             # Also on Ctrl-C: the preset wall times in docs/performance.md are read from here.
             if jobs:
