@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lengthgen import corpus as corpora
+from lengthgen import corpus_sources as sources
 from lengthgen.cli import main
 from lengthgen.data import build_spec, collate, collate_prompts, eval_examples
 from lengthgen.errors import UserError
@@ -50,9 +51,9 @@ def small_corpus(tmp_path):
     documents = []
     for name in order:
         if name.endswith(".jsonl"):
-            documents += [(f"{name}#{i}", corpora.normalize(t)) for i, t in enumerate(records, 1)]
+            documents += [(f"{name}#{i}", sources.normalize(t)) for i, t in enumerate(records, 1)]
         elif texts[name]:
-            documents.append((name, corpora.normalize(texts[name])))
+            documents.append((name, sources.normalize(texts[name])))
     return root, documents
 
 
@@ -68,19 +69,19 @@ def whole_split(documents, fraction=0.3, block=BLOCK) -> dict[str, str]:
 
 def test_normalization_rule():
     raw = "Tab\there\r\nCR\rNBSP\u00a0caf\u00e9 \u2026 \ufb01 \u2019q\u2019 \u2014 stra\u00dfe \x00\x07 \U0001F600 ~"
-    assert corpora.normalize(raw) == "Tab here\nCR\nNBSP cafe ... fi q  strae   ~"
-    ids = corpora.encode(corpora.normalize("a\nb"))
+    assert sources.normalize(raw) == "Tab here\nCR\nNBSP cafe ... fi q  strae   ~"
+    ids = sources.encode(sources.normalize("a\nb"))
     assert ids.dtype == np.uint8 and list(ids) == VOCAB.encode(["a", "<sep>", "b"])
-    assert corpora.decode(ids) == "a\nb"
+    assert sources.decode(ids) == "a\nb"
     every = "".join(chr(c) for c in range(0x3000))
-    assert set(corpora.normalize(every)) <= set(string.printable[:95]) | {"\n"}  # printable ASCII and newline
+    assert set(sources.normalize(every)) <= set(string.printable[:95]) | {"\n"}  # printable ASCII and newline
     assert len(VOCAB) == 4 + 16 + 95 + 256  # the vocabulary is not extended
 
 
 def test_split_has_no_overlap_and_covers_every_character(small_corpus):
     root, documents = small_corpus
     corpus = corpora.load(str(root), 0.3, BLOCK)
-    train, validation = (corpora.decode(corpus.split(s).tokens) for s in ("train", "validation"))
+    train, validation = (sources.decode(corpus.split(s).tokens) for s in ("train", "validation"))
     assert corpus.meta["documents"] == len(documents) == 7
     assert len(train) + len(validation) == sum(len(t) for _, t in documents)
     assert len(train) > 1000 and len(validation) > 500
@@ -103,7 +104,7 @@ def test_windows_stay_inside_one_document_and_one_split(small_corpus):
         reference = whole_split(documents)[name]
         ids, offsets = split.windows(np.random.default_rng(1), 300, 40)
         for row, offset in zip(ids, offsets):
-            text = corpora.decode(row)
+            text = sources.decode(row)
             assert reference[offset : offset + 40] == text
             assert any(text in doc for _, doc in documents)
 
@@ -113,9 +114,9 @@ def test_streaming_gives_the_tokens_of_reading_whole(small_corpus, chunk, tmp_pa
     root, documents = small_corpus
     expected = whole_split(documents)
     pieces = {"train": [], "validation": []}
-    for split, _, _, ids in corpora.stream(corpora.resolve(str(root)), 0.3, BLOCK, chunk_chars=chunk):
+    for split, _, _, ids in corpora.stream(sources.resolve(str(root)), 0.3, BLOCK, chunk_chars=chunk):
         assert len(ids) <= max(chunk, 400)  # text files in chunks; a JSON-lines record is read whole
-        pieces[split].append(corpora.decode(ids))
+        pieces[split].append(sources.decode(ids))
     assert {s: "".join(p) for s, p in pieces.items()} == expected
     monkeypatch.setenv("LENGTHGEN_CACHE", str(tmp_path / f"cache{chunk}"))
     small = corpora.load(str(root), 0.3, BLOCK, chunk_chars=chunk)
@@ -124,7 +125,7 @@ def test_streaming_gives_the_tokens_of_reading_whole(small_corpus, chunk, tmp_pa
     for name in ("train", "validation"):
         assert np.array_equal(small.split(name).tokens, whole.split(name).tokens)
         assert np.array_equal(small.split(name).segments, whole.split(name).segments)
-        assert corpora.decode(whole.split(name).tokens) == expected[name]
+        assert sources.decode(whole.split(name).tokens) == expected[name]
 
 
 def test_cache_is_reused_and_rebuilt_when_a_file_changes(small_corpus, monkeypatch):
@@ -196,7 +197,7 @@ def test_environment_variables_and_gzip_json_lines(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_SHARD", str(tmp_path))
     corpus = corpora.load("$MY_SHARD/c4-train.00000-of-01024.json.gz", 0.2, 100)
     assert corpus.meta["documents"] == 20
-    text = corpora.decode(np.concatenate([corpus.train.tokens, corpus.validation.tokens]))
+    text = sources.decode(np.concatenate([corpus.train.tokens, corpus.validation.tokens]))
     assert text.count("Document") == 20 and "words words" in text
 
 
@@ -214,12 +215,12 @@ def test_text_examples_are_windows_of_the_split(small_corpus):
     assert examples == task.sample(np.random.default_rng(3), 50, 30)  # deterministic from the generator
     for ex in examples:
         assert ex.prompt == () and len(ex.answer) == 30 and ex.task == "text" and ex.length == 30
-        text = corpora.decode(VOCAB.encode(ex.answer))
+        text = sources.decode(VOCAB.encode(ex.answer))
         assert reference["train"][ex.meta["offset"] : ex.meta["offset"] + 30] == text
     spec = build_spec({"task": "text", "lengths": [5, 30], "params": task.params()})
     assert spec.eval_task.split == "validation"
     for ex in eval_examples(spec, 40, 20, 0, "consecutive", PolicySettings(64)):
-        text = corpora.decode(VOCAB.encode(ex.answer))
+        text = sources.decode(VOCAB.encode(ex.answer))
         assert reference["validation"][ex.meta["offset"] : ex.meta["offset"] + 40] == text
     with pytest.raises(UserError, match="cannot make length 100000; valid lengths: 1.."):
         task.sample(np.random.default_rng(0), 1, 100000)

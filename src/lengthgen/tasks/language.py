@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from .. import corpus as corpora
+from ..corpus_sources import TOKEN_STRINGS
 from .base import Task, register_task
 
 
@@ -79,6 +80,6 @@ class Text(Task):
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         ids, offsets = self.source().windows(rng, n, length)
-        tokens = corpora.TOKEN_STRINGS[ids.astype(np.int64)]
+        tokens = TOKEN_STRINGS[ids.astype(np.int64)]
         for row, offset in zip(tokens, offsets.tolist()):
             yield (), tuple(row), {"offset": offset}
