@@ -72,7 +72,7 @@ def sweep_tree(scale: str, corpus: str | None = None) -> dict:
 
 def _paper_tree() -> dict:
     """Paper scale reads the user's C4 shard from $LENGTHGEN_C4 (checked when the spec is made)."""
-    from ..corpus import resolve
+    from ..corpus_sources import resolve
 
     shard = os.environ.get(C4_VARIABLE)
     if not shard:
