@@ -1,0 +1,109 @@
+"""Subcommands that run or report sweeps: sweep, report, repro.
+
+Every user error is a UserError, which `cli.main` turns into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _parse_gaps(items: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for item in items or []:
+        if item.count(":") != 1:
+            raise UserError(f"--gap {item!r} must look like MAIN:AUX")
+        main_task, aux = item.split(":")
+        out.append((main_task, aux))
+    return out
+
+
+def _sweep_and_report(spec, path: Path, args, reuse_siblings: bool = False) -> None:
+    from .report import write_report
+    from .sweep import run_sweep
+
+    start = time.perf_counter()
+    missing = [d for d in args.reuse if not Path(d).is_dir()]
+    if missing:
+        raise UserError(f"--reuse {missing[0]!r} is not a directory")
+    reuse = [] if args.no_reuse else [*args.reuse, *([path.parent] if reuse_siblings else [])]
+    results = run_sweep(spec, path, executor=args.executor, workers=args.workers, threads=args.threads,
+                        address=args.address, force=args.force, reuse=reuse)
+    report = write_report(path, _parse_gaps(getattr(args, "gap", None)))
+    failed = [r for r in results if r.status != "done"]
+    print(f"{len(results)} runs executed ({len(failed)} failed) in {time.perf_counter() - start:.0f}s; "
+          f"report {report}")
+    verdict = next((line for line in report.read_text().splitlines() if line.startswith("**Verdict")), None)
+    if verdict:
+        print(verdict.strip("*"))
+
+
+def cmd_sweep(args) -> None:
+    """Run a sweep spec (skipping finished runs) and write its report."""
+    from .sweep import load_spec
+
+    spec = load_spec(args.spec)
+    _sweep_and_report(spec, Path(args.dir) / spec.name, args)
+
+
+def cmd_report(args) -> None:
+    """Aggregate a sweep directory and write report.md, tables and plots."""
+    from .report import write_report
+    from .sweep import SweepDir
+
+    sweep = SweepDir(args.sweep)
+    if not sweep.path.is_dir():
+        raise UserError(f"sweep directory {str(sweep.path)!r} does not exist")
+    sweep.read_spec()
+    print(write_report(sweep.path, _parse_gaps(args.gap)))
+
+
+def cmd_repro(args) -> None:
+    """Run a paper-claim preset at a scale and report its verdict."""
+    from .presets import all_presets, get_preset
+    from .rundir import atomic_write_text
+
+    if args.list or not args.name:
+        for name, preset in sorted(all_presets().items()):
+            print(f"{name:<20} [{preset.claim_id}] {preset.claim}")
+        return
+    preset = get_preset(args.name)
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers") from None
+    spec = preset.spec(args.scale, seeds)
+    path = Path(args.dir) / spec.name
+    from .sweep import SweepDir, expand
+
+    expand(spec)  # every run's config is valid (seeds included) before the directory is made
+
+    sweep = SweepDir(path)
+    with sweep.lock():  # run_sweep takes it again (re-entrant); preparing must be covered too
+        sweep.prepare(spec, args.force)
+        atomic_write_text(path / "preset.json", json.dumps({"name": preset.name, "scale": args.scale}))
+        if preset.prepare is not None:  # e.g. b-pretrained's pretraining run; reused when already done
+            preset.prepare(args.scale, sweep.path)
+        args.force = False  # already applied above
+        # Presets share runs (b-rope's RoPE points are b-transfer-arith's), so search the sweeps beside this one.
+        _sweep_and_report(spec, path, args, reuse_siblings=True)
+
+
+def executor_options(p) -> None:
+    """The options of a command that runs a sweep (sweep, repro)."""
+    p.add_argument("--dir", default="sweeps", help="parent directory of sweeps")
+    p.add_argument("--executor", default="local", help="local or ray")
+    p.add_argument("--address", help="ray: cluster address, or 'local' to start one here")
+    p.add_argument("--workers", type=int, default=0, help="parallel runs (default: cores / threads)")
+    p.add_argument("--threads", type=int, default=1, help="threads per run")
+    p.add_argument("--force", action="store_true", help="replace a sweep directory holding another spec")
+    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                   help="copy finished runs with the same config from this sweep directory (or folder of sweeps) "
+                        "instead of training them again; repeatable (repro also searches the sweeps beside its own)")
+    p.add_argument("--no-reuse", action="store_true", help="train every run here, copying nothing")
