@@ -213,6 +213,25 @@ LONG = {**SPEC, "base": {**SPEC["base"], "train": {**SPEC["base"]["train"], "ste
                                                     "checkpoint_every": 100}}}
 
 
+def test_sigterm_to_a_sweep_stops_its_workers_and_records_the_session(tmp_path):
+    """A scheduler's SIGTERM reaches the sweep process only: it must stop its workers (not leave
+    them training unowned), record the interrupted session, and say how to resume."""
+    spec = spec_file(tmp_path, LONG)
+    proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", "sweep", str(spec), "--dir", str(tmp_path),
+                             "--workers", "1"], start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "tiny" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.01)
+    proc.terminate()  # the parent alone, as `kill PID` or a batch scheduler does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err and "resume" in err
+    assert not _live_members(proc.pid, within=10)
+    (session,) = SweepDir(tmp_path / "tiny").sessions()
+    assert not session["completed"]
+
+
 def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(tmp_path):
     spec = spec_file(tmp_path, LONG)
     # A shell starts background jobs with SIGINT ignored, and children inherit that; a terminal's

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -303,8 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, `kill`, `timeout`): stop as Ctrl-C does, checkpoints kept."""
+
+
+def _terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second signal must not cut the cleanup short
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lengthgen` console script."""
+    # Without a handler SIGTERM kills at once: a sweep's worker processes would train on unowned
+    # and the sweep's session record would be lost. Only the main thread may set handlers.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -323,9 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         why = "disk full" if is_disk_full(err) else (err.strerror or str(err))
         print(f"error: {why}" + (f": {err.filename}" if err.filename else ""), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume from the last checkpoints", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{how}; run the same command again to resume from the last checkpoints", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 
