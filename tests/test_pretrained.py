@@ -3,6 +3,7 @@ directory, the tokenization rule, fine-tuning and evaluation through the usual c
 
 import json
 
+import gguf
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from lengthgen.cli import main
 from lengthgen.errors import UserError
 from lengthgen.model.config import ModelConfig
 from lengthgen.model.hooks import Hooks
-from lengthgen.pretrained import NEW_ROW_NOISE, PretrainedLM, load_tokenizer, resolve_source
+from lengthgen.pretrained import NEW_ROW_NOISE, PretrainedLM, load_hf_model, load_tokenizer, resolve_source
 from lengthgen.pretrained_tokens import digit_report, map_by_tokenizer
 from lengthgen.vocab import Vocab
 
@@ -240,6 +241,174 @@ def test_gguf_without_its_packages_names_the_install_command(tmp_path, monkeypat
     with pytest.raises(UserError, match=r"pip install 'lengthgen\[pretrained\]'"):
         build(fake)
     assert resolve_source(fake).gguf_file == "model.gguf"
+
+
+# --- GGUF files ------------------------------------------------------------------------------------
+
+# llama.cpp's names for LlamaForCausalLM's weights, spelled out rather than taken from gguf's own name
+# map: transformers reads the file through that map, so building the file with it would check nothing.
+GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+              "lm_head.weight": "output.weight"}
+GGUF_BLOCK_NAMES = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                    "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                    "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                    "mlp.down_proj": "ffn_down"}
+
+
+def gguf_tensor_name(hf_name: str) -> str:
+    """The GGUF name of a LlamaForCausalLM weight: `model.layers.N.<module>.weight` -> `blk.N.<x>.weight`."""
+    if hf_name in GGUF_NAMES:
+        return GGUF_NAMES[hf_name]
+    _, _, layer, module = hf_name.removesuffix(".weight").split(".", 3)
+    return f"blk.{layer}.{GGUF_BLOCK_NAMES[module]}.weight"
+
+
+def llama_cpp_rows(weight: np.ndarray, heads: int) -> np.ndarray:
+    """A q or k projection with its rows in llama.cpp's order. HF Llama's rotary embedding pairs
+    dimension i of a head with dimension i + head_dim/2 (rotate_half), llama.cpp's pairs dimensions
+    2i and 2i+1, so llama.cpp's converter interleaves the two halves of every head; transformers
+    undoes that when it reads a llama GGUF."""
+    half = weight.shape[0] // heads // 2
+    return weight.reshape(heads, 2, half, -1).swapaxes(1, 2).reshape(weight.shape)
+
+
+def write_llama_gguf(hf_dir, path, permute_qk: bool = True) -> None:
+    """Write the Llama model and byte-level BPE tokenizer saved in `hf_dir` as a float32 GGUF file,
+    laid out as llama.cpp's converter lays it out: `llama.*` metadata for the config, llama.cpp's
+    tensor names and q/k row order, and the vocabulary and merges as `tokenizer.ggml.*` metadata.
+
+    Made here, offline, rather than downloaded: the test suite needs no network and no model files,
+    and a file whose every weight is known lets the tests compare the GGUF path (transformers
+    rebuilding config, weights and tokenizer from the file) against the same model's directory.
+    Float32, not a quantized type, so that the round trip is exact. `permute_qk=False` keeps HF's
+    q/k row order: a wrong file, for checking that the comparison would notice.
+    """
+    config = transformers.LlamaConfig.from_pretrained(hf_dir)
+    # transformers 5 keeps rope_theta in rope_parameters; 4.x has it as an attribute
+    rope = getattr(config, "rope_parameters", None) or {"rope_theta": config.rope_theta}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    bpe = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    tokens = sorted(bpe["vocab"], key=bpe["vocab"].get)
+    assert [bpe["vocab"][t] for t in tokens] == list(range(len(tokens)))  # a GGUF vocabulary is a list
+
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_name("tiny-llama")
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_dimension_count(config.head_dim)
+    writer.add_rope_freq_base(rope["rope_theta"])
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+
+    writer.add_tokenizer_model("gpt2")  # llama.cpp's name for a byte-level BPE
+    writer.add_tokenizer_pre("default")  # no named split regex: GPT-2's own byte-level pre-tokenizer
+    writer.add_token_list(tokens)
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]])
+    special = set(tokenizer.all_special_ids)
+    writer.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
+                            for i in range(len(tokens))])
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_unk_token_id(tokenizer.unk_token_id)
+
+    for name, weight in load_file(hf_dir / "model.safetensors").items():
+        weight = weight.float().numpy()
+        if permute_qk and name.endswith("q_proj.weight"):
+            weight = llama_cpp_rows(weight, config.num_attention_heads)
+        elif permute_qk and name.endswith("k_proj.weight"):
+            weight = llama_cpp_rows(weight, config.num_key_value_heads)
+        # numpy's [out, in] order, as llama.cpp writes it (GGUF lists dimensions the other way round)
+        writer.add_tensor(gguf_tensor_name(name), np.ascontiguousarray(weight))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_hf, tmp_path_factory):
+    """tiny_hf as a GGUF file, alone in its directory: transformers also reads tokenizer files that
+    lie beside a .gguf file, which would hide what the file itself holds."""
+    path = tmp_path_factory.mktemp("gguf") / "tiny-llama-f32.gguf"
+    write_llama_gguf(tiny_hf, path)
+    return path
+
+
+def _lengthgen_batch():
+    """Two lengthgen sequences (digits, a new marker token) at different position offsets."""
+    vocab = Vocab.default()
+    tokens = torch.tensor([vocab.encode("<bos>1234+98=") + [vocab.index["[5]"]]] * 2)
+    return tokens, torch.arange(tokens.shape[1]).expand(2, -1) + torch.tensor([[0], [7]])
+
+
+def _model_ids(rows: int, length: int = 16):
+    """Three random sequences over a model's whole vocabulary, at offset positions."""
+    ids = torch.randint(0, rows, (3, length), generator=torch.Generator().manual_seed(0))
+    return ids, torch.arange(length).expand(3, -1) + torch.tensor([[0], [5], [40]])
+
+
+def test_a_gguf_file_loads_the_model_and_token_map_of_its_hf_directory(tiny_hf, tiny_gguf):
+    from_gguf, from_dir = build(tiny_gguf), build(tiny_hf)
+    assert from_gguf.source.gguf_file == tiny_gguf.name
+    # The tokenizer rebuilt from the metadata maps lengthgen's vocabulary to the same ids, specials too.
+    assert from_gguf.token_map == from_dir.token_map
+    assert from_gguf.token_map.how[Vocab.default().bos_id] == "special"
+    ours, theirs = from_gguf.hf.config, from_dir.hf.config
+    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim", "max_position_embeddings", "tie_word_embeddings"):
+        assert getattr(ours, key) == getattr(theirs, key), key
+    assert ours.rms_norm_eps == pytest.approx(theirs.rms_norm_eps)  # stored as float32
+    assert from_gguf.encoding == from_dir.encoding
+    # Every weight exactly: q/k back in HF's row order, nothing transposed (the grown rows are
+    # drawn from the same seed, so they match too).
+    weights, expected = from_gguf.hf.state_dict(), from_dir.hf.state_dict()
+    assert weights.keys() == expected.keys()
+    assert [k for k in expected if not torch.equal(weights[k], expected[k])] == []
+    with torch.no_grad():
+        tokens, positions = _lengthgen_batch()
+        assert torch.allclose(from_gguf(tokens, positions), from_dir(tokens, positions), rtol=1e-5, atol=1e-5)
+        ids, positions = _model_ids(from_dir.token_map.base_rows)
+        gguf_logits = from_gguf.hf(input_ids=ids, position_ids=positions).logits
+        assert torch.allclose(gguf_logits, from_dir.hf(input_ids=ids, position_ids=positions).logits,
+                              rtol=1e-5, atol=1e-5)
+
+
+def test_the_gguf_round_trip_notices_q_and_k_rows_in_the_wrong_order(tiny_hf, tmp_path):
+    """A GGUF whose q/k rows were not put in llama.cpp's order loads into a different model: the
+    comparison above would catch a missing or doubled permutation, as long as it compares sequences."""
+    write_llama_gguf(tiny_hf, tmp_path / "hf-order.gguf", permute_qk=False)
+    wrong = load_hf_model(resolve_source(tmp_path / "hf-order.gguf"), "pretrained").eval()
+    right = transformers.LlamaForCausalLM.from_pretrained(tiny_hf).eval()
+    ids, positions = _model_ids(right.config.vocab_size)
+    with torch.no_grad():
+        assert not torch.allclose(wrong(input_ids=ids, position_ids=positions).logits,
+                                  right(input_ids=ids, position_ids=positions).logits, atol=1e-3)
+        # One token alone attends only to itself, so the q/k order cannot show: everything else agrees.
+        one, at = ids[:, :1], positions[:, :1]
+        assert torch.allclose(wrong(input_ids=one, position_ids=at).logits,
+                              right(input_ids=one, position_ids=at).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_finetune_a_gguf_file_through_the_cli(capsys, tiny_gguf, tmp_path):
+    runs = tmp_path / "runs"
+    code, _, err = run_cli(capsys, "finetune", tiny_gguf, *TINY_RUN, "--dir", runs, "--name", "ft", "--quiet")
+    assert code == 0, err
+    run = runs / "ft"
+    assert (run / "done.json").is_file()
+    assert len((run / "eval.csv").read_text().splitlines()) == 1 + 2 * 2  # steps 2 and 4, lengths 2 and 6
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["path"] == str(tiny_gguf.resolve())
+    info = json.loads((run / "pretrained.json").read_text())
+    assert info["gguf_file"] == tiny_gguf.name and info["architecture"] == "LlamaForCausalLM"
+    assert info["tokenizer_digits"]["merges_digits"] is True
+    # --check-tokenizer reads the embedding size from the GGUF config: the same report as the directory's.
+    code, out, err = run_cli(capsys, "finetune", tiny_gguf, "--check-tokenizer")
+    assert code == 0, err
+    assert "MERGES digits" in out and "274 new" in out and "(400 -> 674 rows)" in out
 
 
 def test_config_needs_a_path_and_the_transformer_refuses_one():
