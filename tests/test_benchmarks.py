@@ -16,6 +16,8 @@ CASES = {
                             "--precisions", "float32"], ["lengthgen teacher_forced", "HF generate", "equal to HF's: 100.0%"]),
     "data_generation.py": (["--batch", "4", "--max-length", "4", "--repeats", "1"],
                            ["reverse_add", "maze_dfs_trace", "language", "worst task per family"]),
+    "micro_batches.py": (["--groups", "arith-carry", "--parts", "2", "--steps", "2", "--repeats", "1"],
+                         ["arith-carry", "speed-up"]),
     "thread_policy.py": (["--steps", "1", "--repeats", "1"], ["steps/s in total", "one job per core"]),
     "hooks_overhead.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--forwards", "1", "--repeats", "1"],
                           ["hooks=None", "empty Hooks()", "capture one pattern", "ratio to hooks=None"]),

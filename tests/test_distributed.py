@@ -118,6 +118,22 @@ def test_two_ranks_match_one_process(one_process, two_ranks):
     assert json.loads((two_ranks / "env.json").read_text())[-1]["processes"] == 2
 
 
+def test_two_ranks_with_micro_batches_match_one_process(one_process, tmp_path):
+    # Each rank cuts its shard into two length-sorted micro-batches and synchronizes gradients once
+    # per step: the curve is still the one-process, one-batch curve.
+    tree = config_tree()
+    tree["train"] = {**tree["train"], "micro_batches": 2, "eval_every": 0, "checkpoint_every": 0}
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    status, err = finish(torchrun(config, tmp_path / "runs"))
+    assert status == 0, err[-3000:]
+    one, two = metrics(one_process), metrics(tmp_path / "runs" / "tiny")
+    assert len(two) == len(one) == STEPS // 5
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+
+
 def rank_pid(launcher: int, rank: int) -> int | None:
     """The PID of the launcher's worker with RANK=rank, from /proc."""
     for entry in Path("/proc").iterdir():

@@ -7,6 +7,7 @@ import torch
 
 from lengthgen.checkpoint import checkpoint_dirs
 from lengthgen.config import TrainConfig, build_config
+from lengthgen.errors import UserError
 from lengthgen.evaluate import evaluate
 from lengthgen.experiment import build_experiment
 from lengthgen.rundir import EVAL_COLUMNS, RunDir
@@ -36,6 +37,52 @@ def test_same_seeds_same_loss_curve(tmp_path):
     assert losses(a) == losses(b)
     assert losses(a) != losses(c)
     assert losses(a)[-1] < losses(a)[0]
+
+
+def test_length_sorted_micro_batches_give_the_same_training(tmp_path):
+    # Copy lengths 1-20 in a batch of 32: one padded batch against four length-sorted ones. The
+    # examples, loss and gradient are the same, so the curves agree up to float rounding.
+    data = {"tasks": [{"task": "copy", "lengths": [1, 20]}], "batch_size": 32}
+    train_cfg = {**tiny_config()["train"], "threads": 1}
+    a, run_a, rows_a = train(tmp_path, "one", data=data, train=train_cfg)
+    b, run_b, rows_b = train(tmp_path, "four", data=data, train={**train_cfg, "micro_batches": 4})
+    assert b.cfg.train.micro_batches == 4 and run_b.read_config().train.micro_batches == 4
+    assert losses(run_b) == pytest.approx(losses(run_a), rel=1e-5)
+    assert losses(run_a)[-1] < losses(run_a)[0] - 0.5  # it learned, so equal curves say something
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-4, atol=1e-5)
+    assert [r.exact_match for r in rows_b] == pytest.approx([r.exact_match for r in rows_a], abs=1 / 32)
+
+
+def test_length_groups_partition_a_batch_by_length():
+    import numpy as np
+
+    from lengthgen.data import length_groups
+    from lengthgen.tasks.base import make_task
+
+    rng = np.random.default_rng(0)
+    examples = [ex for n in (7, 1, 12, 3, 9) for ex in make_task("reverse").sample(rng, 3, n)]
+    groups = length_groups(examples, 4)
+    assert [len(g) for g in groups] == [4, 4, 4, 3]
+    assert sorted(map(id, (ex for g in groups for ex in g))) == sorted(map(id, examples))
+    flat = [ex.seq_len for g in groups for ex in g]
+    assert flat == sorted(flat)
+    assert length_groups(examples, 1) == [sorted(examples, key=lambda ex: ex.seq_len)]
+    for bad in (0, 16):
+        with pytest.raises(ValueError, match="cannot cut 15 examples"):
+            length_groups(examples, bad)
+
+
+def test_micro_batches_must_fit_in_a_data_shard():
+    tree = tiny_config(train={**tiny_config()["train"], "micro_batches": 33})
+    with pytest.raises(UserError, match=r"train.micro_batches \(33\) must not exceed.*= 32"):
+        build_config(tree)
+    tree["data"]["shards"] = 2
+    tree["train"]["micro_batches"] = 17
+    with pytest.raises(UserError, match="= 16"):
+        build_config(tree)
+    tree["train"]["micro_batches"] = 16
+    assert build_config(tree).train.micro_batches == 16
 
 
 def test_run_directory_holds_everything(tmp_path):

@@ -138,6 +138,10 @@ class TrainConfig(Strict):
     compile: bool = False
     threads: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    micro_batches: int = Field(
+        1, ge=1, description="cut each process's batch, sorted by length, into this many micro-batches that "
+                             "pad only to their own longest example and accumulate gradients: the same "
+                             "gradient with less padding when lengths are mixed")
     log_every: int = Field(20, ge=1)
     eval_every: int = Field(0, ge=0, description="0: only at the end")
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
@@ -214,6 +218,15 @@ class ExperimentConfig(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     seed: SeedConfig = SeedConfig()
+
+    @model_validator(mode="after")
+    def _check_micro_batches(self) -> "ExperimentConfig":
+        """Every process holds at least one shard, so a shard must fill every micro-batch."""
+        per_shard = self.data.batch_size // self.data.shards
+        if self.train.micro_batches > per_shard:
+            raise ValueError(f"train.micro_batches ({self.train.micro_batches}) must not exceed the examples of one "
+                             f"data shard (data.batch_size / data.shards = {per_shard})")
+        return self
 
     @model_validator(mode="after")
     def _check_ppc(self) -> "ExperimentConfig":

@@ -173,6 +173,20 @@ def _scores_eos(ex: Example) -> bool:
     return task is None or task.eos_in_loss
 
 
+def length_groups(examples: list[Example], parts: int) -> list[list[Example]]:
+    """`examples` sorted by sequence length and cut into `parts` runs of near-equal size.
+
+    Each run collated on its own pads only to its own longest example, so a batch of mixed lengths
+    wastes less compute on padding, while the examples, and so the gradient of a loss summed over
+    them, stay the same. Always exactly `parts` runs (data-parallel ranks must agree on the count),
+    so `parts` may not exceed len(examples).
+    """
+    if not 1 <= parts <= len(examples):
+        raise ValueError(f"cannot cut {len(examples)} examples into {parts} groups")
+    order = sorted(range(len(examples)), key=lambda i: examples[i].seq_len)
+    return [[examples[i] for i in chunk] for chunk in np.array_split(np.array(order), parts)]
+
+
 def collate(examples: list[Example], vocab: Vocab) -> Batch:
     """Right-padded teacher-forcing batch of examples."""
     seqs = [sequence_ids(ex, vocab) for ex in examples]

@@ -222,6 +222,16 @@ def wrap_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
+def no_sync(module: torch.nn.Module, skip: bool):
+    """A context in which `module`'s backward passes skip DDP's gradient all-reduce when `skip`
+    (gradient accumulation: synchronize once, at the last micro-batch); a no-op otherwise and
+    outside data-parallel jobs. `module` may be torch.compile's wrapper of the DDP module."""
+    ddp = getattr(module, "_orig_mod", module)
+    if skip and hasattr(ddp, "no_sync"):
+        return ddp.no_sync()
+    return contextlib.nullcontext()
+
+
 def describe(err: BaseException) -> str:
     """The first line of an error's message (collective errors carry pages of C++ context)."""
     text = str(err).strip()

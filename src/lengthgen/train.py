@@ -16,7 +16,7 @@ from . import distributed
 from .checkpoint import (Loaded, apply_checkpoint, apply_trainer_state, checkpoint_dirs, checkpoint_step,
                          clean_leftovers, estimate_checkpoint_bytes, newest_good_checkpoint, save_checkpoint)
 from .config import TrainConfig
-from .data import Batch, batch_rng, collate
+from .data import Batch, batch_rng, collate, length_groups
 from .errors import UserError
 from .evaluate import EvalRow, check_positions_fit, evaluate, format_table
 from .experiment import Experiment
@@ -181,12 +181,15 @@ class Trainer:
             return "no checkpoint had been written yet"
         return f"the last good checkpoint (step {self.last_checkpoint}) is kept in {str(self.run.checkpoint_root)!r}"
 
-    def _batch(self, step: int) -> Batch:
-        """This rank's part of step `step`'s global batch, on the CPU: its data shards, in order."""
+    def _batch(self, step: int) -> list[Batch]:
+        """This rank's part of step `step`'s global batch, on the CPU: its data shards, as
+        `train.micro_batches` batches of similar lengths (one batch, in shard order, by default)."""
         per_shard = self.cfg.data.batch_size // self.cfg.data.shards
         examples = [ex for shard in self.shards
                     for ex in self.mixture.sample(batch_rng(self.cfg.seed.data, step, shard), per_shard)]
-        return collate(examples, self.exp.vocab)
+        parts = self.cfg.train.micro_batches
+        groups = [examples] if parts == 1 else length_groups(examples, parts)
+        return [collate(group, self.exp.vocab) for group in groups]
 
     def _log(self, record: dict) -> None:
         if not self.main:
@@ -238,27 +241,33 @@ class Trainer:
         losses, parts = self.losses, self.parts
         world = distributed.world_size()
         for step in range(self.start_step, tc.steps):
-            host_batch = self._batch(step)
-            mine = int(host_batch.loss_mask.sum())
+            micro = self._batch(step)
+            counts = [int(b.loss_mask.sum()) for b in micro]
             # Answer tokens (the loss's denominator) and input tokens of the whole global batch.
-            answers, inputs = distributed.all_reduce_counts([mine, host_batch.num_tokens])
-            share = mine / answers  # 1.0 in a single process
-            batch = host_batch.to(self.exp.device)
-            with autocast(self.exp.device, self.exp.precision):
-                if self.ppc:
-                    loss, token_loss, position_loss = ppc_loss(self.step_fn, batch, tc.position_loss_weight)
-                else:
-                    loss = answer_loss(self.step_fn, batch)
-            # The loss is a mean over this rank's answer tokens: weighted by the rank's share of them it
-            # sums over ranks to the mean over the global batch, and DDP averages (sum / world) gradients.
-            (loss * (share * world)).backward()
+            answers, inputs = distributed.all_reduce_counts([sum(counts), sum(b.num_tokens for b in micro)])
+            reported = 0.0
+            for index, (host_batch, count) in enumerate(zip(micro, counts)):
+                share = count / answers  # 1.0 for one batch in a single process
+                batch = host_batch.to(self.exp.device)
+                # Gradients accumulate over the micro-batches; ranks synchronize them once, at the last.
+                with distributed.no_sync(self.step_fn, index < len(micro) - 1):
+                    with autocast(self.exp.device, self.exp.precision):
+                        if self.ppc:
+                            loss, token_loss, position_loss = ppc_loss(self.step_fn, batch, tc.position_loss_weight)
+                        else:
+                            loss = answer_loss(self.step_fn, batch)
+                    # Each loss is a mean over its micro-batch's answer tokens: weighted by their share
+                    # of the global batch's, the parts sum over micro-batches and ranks to the mean over
+                    # the global batch, and DDP averages (sum / world) gradients.
+                    (loss * (share * world)).backward()
+                reported = reported + torch.stack(
+                    [loss, token_loss, position_loss] if self.ppc else [loss]).detach() * share
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
             # One device sync for the global loss (its parts under PPC) and the gradient norm, which DDP's
             # synchronized gradients make the same on every rank, so all ranks take the same decisions.
-            reported = torch.stack([loss, token_loss, position_loss] if self.ppc else [loss]).detach() * share
             value, *split, norm = torch.cat([distributed.all_reduce_sum(reported), grad_norm.reshape(1)]).tolist()
             # A non-finite gradient norm with a finite loss has already made the weights non-finite:
             # stop before they can be evaluated or checkpointed.
