@@ -332,8 +332,7 @@ def write_llama_gguf(hf_dir, path, permute_qk: bool = True) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_gguf(tiny_hf, tmp_path_factory):
-    """tiny_hf as a GGUF file, alone in its directory: transformers also reads tokenizer files that
-    lie beside a .gguf file, which would hide what the file itself holds."""
+    """tiny_hf as a GGUF file, alone in its directory."""
     path = tmp_path_factory.mktemp("gguf") / "tiny-llama-f32.gguf"
     write_llama_gguf(tiny_hf, path)
     return path
@@ -376,6 +375,23 @@ def test_a_gguf_file_loads_the_model_and_token_map_of_its_hf_directory(tiny_hf, 
         gguf_logits = from_gguf.hf(input_ids=ids, position_ids=positions).logits
         assert torch.allclose(gguf_logits, from_dir.hf(input_ids=ids, position_ids=positions).logits,
                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_gguf_file_ignores_a_foreign_tokenizer_and_config_beside_it(tiny_hf, tiny_gguf, tmp_path):
+    # Another model's files in the same folder (a word-level tokenizer without <s>/</s>, a wider
+    # config) must not be paired with the GGUF file's weights.
+    foreign = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>"))
+    transformers.PreTrainedTokenizerFast(tokenizer_object=foreign, unk_token="<unk>").save_pretrained(tmp_path)
+    transformers.LlamaConfig(vocab_size=2, **{**LLAMA, "hidden_size": 64}).save_pretrained(tmp_path)
+    beside = tmp_path / tiny_gguf.name
+    beside.write_bytes(tiny_gguf.read_bytes())
+    model, alone = build(beside), build(tiny_gguf)
+    assert model.hf.config.hidden_size == LLAMA["hidden_size"]
+    assert model.token_map == alone.token_map
+    assert model.token_map.how[Vocab.default().bos_id] == "special"
+    tokens, positions = _lengthgen_batch()
+    with torch.no_grad():
+        assert torch.equal(model(tokens, positions), alone(tokens, positions))
 
 
 def test_the_gguf_round_trip_notices_q_and_k_rows_in_the_wrong_order(tiny_hf, tmp_path):

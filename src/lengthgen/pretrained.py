@@ -23,7 +23,10 @@ model's whole vocabulary; loss, exact match and decoding stay in lengthgen's ids
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,13 +147,21 @@ def _check_gguf_support(source: ModelSource) -> None:
                         f"{PRETRAINED_EXTRA} (or pip install {' '.join(missing)})")
 
 
-def _quiet_gguf(source: ModelSource):
-    """transformers' GGUF reader draws its own progress bar on stderr (not switched off by its
-    logging settings); hide it, so a sweep's log holds one line per run. Errors still raise."""
-    import contextlib
-    import io
+@contextlib.contextmanager
+def _reading(source: ModelSource):
+    """The directory transformers reads `source` from, while the context lasts.
 
-    return contextlib.redirect_stderr(io.StringIO()) if source.gguf_file else contextlib.nullcontext()
+    A GGUF file is read from a temporary directory that holds only a link to it: transformers
+    prefers tokenizer files lying beside a .gguf file to the tokenizer the file holds, which would
+    pair the file's weights with another model's token ids. Its GGUF reader also draws a progress
+    bar on stderr that its logging settings do not switch off; that is hidden, so that a sweep's
+    log holds one line per run (errors still raise)."""
+    if source.gguf_file is None:
+        yield source.directory
+        return
+    with tempfile.TemporaryDirectory(prefix="lengthgen-gguf-") as alone, contextlib.redirect_stderr(io.StringIO()):
+        (Path(alone) / source.gguf_file).symlink_to(source.directory / source.gguf_file)
+        yield Path(alone)
 
 
 def _one_line(err: BaseException) -> str:
@@ -163,8 +174,8 @@ def load_hf_config(source: ModelSource):
     tf = _transformers()
     _check_gguf_support(source)
     try:
-        with _quiet_gguf(source):
-            return tf.AutoConfig.from_pretrained(source.directory, **source.load_kwargs())
+        with _reading(source) as directory:
+            return tf.AutoConfig.from_pretrained(directory, **source.load_kwargs())
     except Exception as err:  # noqa: BLE001 -- a damaged file may fail anywhere inside transformers
         raise UserError(f"cannot read the model config at {str(source.path)!r}: {_one_line(err)}") from None
 
@@ -177,9 +188,8 @@ def load_hf_model(source: ModelSource, init: str):
     try:
         if init == "random":
             return tf.AutoModelForCausalLM.from_config(load_hf_config(source), dtype=torch.float32)
-        with _quiet_gguf(source):
-            return tf.AutoModelForCausalLM.from_pretrained(source.directory, dtype=torch.float32,
-                                                           **source.load_kwargs())
+        with _reading(source) as directory:
+            return tf.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, **source.load_kwargs())
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 -- a damaged file may fail anywhere inside transformers
@@ -200,8 +210,8 @@ def load_tokenizer(source: ModelSource):
     tf = _transformers()
     _check_gguf_support(source)
     try:
-        with _quiet_gguf(source):
-            return tf.AutoTokenizer.from_pretrained(source.directory, **source.load_kwargs())
+        with _reading(source) as directory:
+            return tf.AutoTokenizer.from_pretrained(directory, **source.load_kwargs())
     except Exception as err:  # noqa: BLE001 -- as in load_hf_model
         raise UserError(f"cannot load the tokenizer at {str(source.path)!r}: {_one_line(err)}") from None
 
