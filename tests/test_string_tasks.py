@@ -14,10 +14,10 @@ LENGTHS = [1, 2, 7, 30]
 SEEDS = [0, 1, 2]
 
 
-def parse_mqar(prompt: str) -> tuple[list[tuple[str, str]], str]:
-    """Independent parser: `k1v1k2v2...|q1q2...=` -> ([(k, v), ...], queries)."""
-    assert prompt.endswith("=") and prompt.count("|") == 1
-    body, queries = prompt[:-1].split("|")
+def parse_mqar(prompt: str, separator: bool = True) -> tuple[list[tuple[str, str]], str]:
+    """Independent parser: `k1v1k2v2...|q1q2...=` (no `=` without the separator) -> ([(k, v), ...], queries)."""
+    assert prompt.endswith("=") == separator and prompt.count("|") == 1
+    body, queries = (prompt[:-1] if separator else prompt).split("|")
     assert len(body) % 2 == 0
     return [(body[i], body[i + 1]) for i in range(0, len(body), 2)], queries
 
@@ -66,13 +66,13 @@ def test_swapcase_coupled_ids_pair_answer_with_source(name, source_of):
 
 @pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("num_queries", [0, 1])
-def test_mqar_labels_match_reference(length, seed, num_queries):
-    task = make_task("mqar", {"num_queries": num_queries})
+@pytest.mark.parametrize("num_queries,separator", [(0, True), (1, True), (1, False), (0, False)])
+def test_mqar_labels_match_reference(length, seed, num_queries, separator):
+    task = make_task("mqar", {"num_queries": num_queries, "separator": separator})
     for ex in task.sample(np.random.default_rng(seed), 50, length):
         prompt = "".join(ex.prompt)
         assert len(ex.prompt) == len(prompt)  # one character per token
-        pairs, queries = parse_mqar(prompt)
+        pairs, queries = parse_mqar(prompt, separator)
         table = dict(pairs)
         keys = [k for k, _ in pairs]
         assert len(pairs) == length  # length = number of key-value pairs
@@ -143,7 +143,7 @@ def test_mqar_length_limits_name_the_valid_range():
     ("mqar", {"num_queries": -1}, r"num_queries must be in 0\.\.52"),
     ("mqar", {"num_queries": 53}, r"num_queries must be in 0\.\.52"),
     ("mqar", {"num_queries": "3"}, "must be int"),
-    ("mqar", {"keys": "ab"}, "no parameter 'keys'; valid: key_alphabet, num_queries, value_alphabet"),
+    ("mqar", {"keys": "ab"}, "no parameter 'keys'; valid: key_alphabet, num_queries, separator, value_alphabet"),
     ("swapcase", {"alphabet": "ab="}, "alphabet"),
     ("swapcase_reverse", {"alphabet": "aa"}, "alphabet"),
     ("swapcase", {"alphabet": "aß"}, "swapcase to one character"),

@@ -138,6 +138,12 @@ class MQAR(Task):
       values        one symbol of `value_alphabet` per key, uniform and independent (may repeat)
       queries       `num_queries` = 0: every key once, in random order (m = L);
                     k > 0: k distinct keys in random order (m = k, needs L >= k)
+      separator     True: the prompt ends with `=`, as every task's does; False: it ends with
+                    the last query. With one query and no separator the answer is read at the
+                    query itself, as in an induction head (`A B ... A -> B`); behind `=` the model
+                    must first move the query one position on. Measured at CPU scale (3 layers,
+                    d=128): one query over 1-4 pairs stays at chance for 3,000 steps with `=`
+                    and is learned (0.93 at 4 pairs) in ~1,000 steps without (docs/experiments.md).
     Example: `a3Z7k1|kaZ=` -> `137`. meta: {"num_queries": m}.
     """
 
@@ -150,6 +156,7 @@ class MQAR(Task):
     key_alphabet: str = LETTERS
     value_alphabet: str = string.digits
     num_queries: int = 0
+    separator: bool = True
 
     def __post_init__(self) -> None:
         # Keys are distinct, so there can be at most len(key_alphabet) pairs; k queries need at
@@ -192,5 +199,5 @@ class MQAR(Task):
         query_rows = np.argsort(rng.random((n, length)), axis=1)[:, :m]
         for k, v, q in zip(key_rows.tolist(), value_rows.tolist(), query_rows.tolist()):
             pairs = [sym for kv in zip(k, v) for sym in kv]
-            prompt = (*pairs, "|", *(k[i] for i in q), "=")
+            prompt = (*pairs, "|", *(k[i] for i in q), *(("=",) if self.separator else ()))
             yield prompt, tuple(v[i] for i in q), {"num_queries": m}
