@@ -141,9 +141,10 @@ class MQAR(Task):
       separator     True: the prompt ends with `=`, as every task's does; False: it ends with
                     the last query. With one query and no separator the answer is read at the
                     query itself, as in an induction head (`A B ... A -> B`); behind `=` the model
-                    must first move the query one position on. Measured at CPU scale (3 layers,
-                    d=128): one query over 1-4 pairs stays at chance for 3,000 steps with `=`
-                    and is learned (0.93 at 4 pairs) in ~1,000 steps without (docs/experiments.md).
+                    must first move the query one position on. Measured with one query over 1-4
+                    pairs (configs/probes): with `=`, chance after 9,000 steps; without, a
+                    2-layer HF Llama learned it in ~1,000 steps, while 3-layer runs were still on
+                    the plateau at 1,500-3,000 (docs/experiments.md).
     Example: `a3Z7k1|kaZ=` -> `137`. meta: {"num_queries": m}.
     """
 
