@@ -12,8 +12,8 @@ directory with one thread, once per value of --parts. Each timed window is one s
 the windows of the different values are interleaved, --repeats times, so that background load
 hits them alike. Evaluation is cut to one example at one length so that it costs nothing.
 
-Reported per group and value: the median training seconds per step (the trainer's own clock,
-done.json, minus nothing: evaluation is negligible) and the speed-up over --parts 1 (> 1:
+Reported per group and value: the median seconds per step by the trainer's own clock (done.json;
+the one-example evaluation is included and negligible) and the speed-up over --parts 1 (> 1:
 faster). Every value trains on the same examples with the same gradient (up to float rounding),
 so the loss after the window is printed beside it as a sanity check.
 """
