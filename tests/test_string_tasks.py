@@ -5,7 +5,10 @@ import string
 
 import numpy as np
 import pytest
+import torch
 
+from lengthgen import evaluate as evaluate_module
+from lengthgen.data import collate
 from lengthgen.errors import UserError
 from lengthgen.tasks import TASKS, example_rng, make_task
 from lengthgen.vocab import Vocab
@@ -143,7 +146,7 @@ def test_mqar_length_limits_name_the_valid_range():
     ("mqar", {"num_queries": -1}, r"num_queries must be in 0\.\.52"),
     ("mqar", {"num_queries": 53}, r"num_queries must be in 0\.\.52"),
     ("mqar", {"num_queries": "3"}, "must be int"),
-    ("mqar", {"keys": "ab"}, "no parameter 'keys'; valid: key_alphabet, num_queries, separator, value_alphabet"),
+    ("mqar", {"keys": "ab"}, "no parameter 'keys'; valid: eos_in_loss, key_alphabet, num_queries, separator, value_alphabet"),
     ("swapcase", {"alphabet": "ab="}, "alphabet"),
     ("swapcase_reverse", {"alphabet": "aa"}, "alphabet"),
     ("swapcase", {"alphabet": "aß"}, "swapcase to one character"),
@@ -163,3 +166,34 @@ def test_prompts_and_answers_encode_in_default_vocab(name, length):
             assert len(vocab.encode(part)) == len(part)  # token tuple
             assert len(vocab.encode("".join(part))) == len(part)  # and the joined string
         assert list(ex.positions.as_array()) == list(range(ex.seq_len))
+
+
+def _answers_then(examples, vocab, filler):
+    """Stand-in for greedy decoding: each example's answer, then `filler` where <eos> belongs."""
+    width = max(len(ex.answer) for ex in examples) + 1
+    out = torch.full((len(examples), width), filler, dtype=torch.long)
+    for i, ex in enumerate(examples):
+        out[i, : len(ex.answer)] = torch.tensor(vocab.encode(ex.answer))
+    return out
+
+
+@pytest.mark.parametrize("eos_in_loss", [False, True])
+def test_mqar_eos_is_trained_and_judged_only_when_asked(monkeypatch, eos_in_loss):
+    # PAPERS.md B3: MQAR's loss is on the answer characters only (the default); eos_in_loss=True
+    # trains and judges <eos> as every other task does.
+    vocab = Vocab.default()
+    params = {"num_queries": 2} if not eos_in_loss else {"num_queries": 2, "eos_in_loss": True}
+    examples = make_task("mqar", params).sample(np.random.default_rng(0), 6, 5)
+    assert all(ex.scores_eos is eos_in_loss for ex in examples)
+    batch = collate(examples, vocab)
+    scored = batch.targets[batch.loss_mask]
+    assert int(batch.loss_mask.sum()) == 6 * (2 + eos_in_loss)
+    assert bool((scored == vocab.eos_id).any()) is eos_in_loss
+    # Greedy evaluation: answers followed by a wrong token instead of <eos> are exact only when
+    # <eos> is not judged; the same answers followed by <eos> are exact either way.
+    for filler, exact in ((vocab.index["|"], not eos_in_loss), (vocab.eos_id, True)):
+        monkeypatch.setattr(evaluate_module, "greedy_decode",
+                            lambda model, batch, n, eos, pad, f=filler: _answers_then(examples, vocab, f))
+        hits, right, total = evaluate_module.score_greedy(None, examples, vocab, "cpu", torch.float32)
+        assert hits.tolist() == [exact] * 6
+        assert total == 6 * (2 + eos_in_loss) and right == total - (0 if exact else 6)

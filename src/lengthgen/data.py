@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .positions import PolicySettings, apply_policy
-from .tasks.base import TASKS, Example, Positions, Task, consecutive_positions, example_rng, make_task, relabel
+from .tasks.base import Example, Positions, Task, consecutive_positions, example_rng, make_task, relabel
 from .vocab import Vocab, task_marker
 
 
@@ -136,8 +136,8 @@ def matched_eval_examples(spec: TaskSpec, other: TaskSpec, length: int, n: int, 
 class Batch:
     """Right-padded teacher-forcing batch. Inputs are `<bos> prompt answer`, targets shift by one.
 
-    loss_mask marks the targets that are answer tokens or <eos> (not <eos> for a task with
-    `eos_in_loss = False`). position_targets shift the position IDs the same way (the ID of the
+    loss_mask marks the targets that are answer tokens or <eos> (not <eos> for an example whose
+    `scores_eos` is False). position_targets shift the position IDs the same way (the ID of the
     token at i+1), for the PPC position head; it is optional so that a Batch can still be built
     from the first five tensors alone.
     """
@@ -165,12 +165,6 @@ class Batch:
 def sequence_ids(ex: Example, vocab: Vocab) -> list[int]:
     """Token ids of `<bos> prompt answer <eos>`."""
     return [vocab.bos_id, *vocab.encode(ex.prompt), *vocab.encode(ex.answer), vocab.eos_id]
-
-
-def _scores_eos(ex: Example) -> bool:
-    """Whether an example's `<eos>` target is in the loss (its task's `eos_in_loss`)."""
-    task = TASKS.get(ex.task)
-    return task is None or task.eos_in_loss
 
 
 def length_groups(examples: list[Example], parts: int) -> list[list[Example]]:
@@ -204,7 +198,7 @@ def collate(examples: list[Example], vocab: Vocab) -> Batch:
         targets[i, :t] = seq[1:]
         # Targets from the last prompt token onwards are answer tokens or <eos> (unless the task
         # leaves <eos> out of its loss: text windows have no natural end).
-        loss_mask[i, len(ex.prompt) : t if _scores_eos(ex) else t - 1] = True
+        loss_mask[i, len(ex.prompt) : t if ex.scores_eos else t - 1] = True
         ids = ex.positions.as_array()
         positions[i, :t] = ids[:-1]
         position_targets[i, :t] = ids[1:]
@@ -219,7 +213,8 @@ class PromptBatch:
 
     answer_positions[:, j] is the position ID at which generated token j is fed back in (and
     so the PPC position head's target when it predicts token j);
-    answer_targets holds answer + <eos> (pad beyond), answer_mask marks real targets.
+    answer_targets holds answer + <eos> (pad beyond), answer_mask marks the targets that are judged
+    (the answer, and its <eos> unless the example's `scores_eos` is False).
     """
 
     tokens: torch.Tensor
@@ -255,7 +250,7 @@ def collate_prompts(examples: list[Example], vocab: Vocab) -> PromptBatch:
         # Generated token j is fed at the ID of answer token j; past the answer, keep counting.
         answer_pos[i, :a] = [*ex.positions.answer, ex.positions.eos]
         answer_pos[i, a:] = ex.positions.eos + np.arange(1, answer_width - a + 1)
-        answer_mask[i, :a] = True
+        answer_mask[i, : a if ex.scores_eos else a - 1] = True
     arrays = (tokens, positions, attention, targets, answer_pos, answer_mask)
     return PromptBatch(*(torch.from_numpy(a) for a in arrays))
 

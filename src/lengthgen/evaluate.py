@@ -68,7 +68,8 @@ def score_teacher_forced(model: Decoder, examples: list[Example], vocab: Vocab, 
 
 
 def score_greedy(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> Scores:
-    """Free-running greedy decoding, compared with answer + <eos>."""
+    """Free-running greedy decoding, compared with the answer and its <eos> (the answer alone for
+    an example whose `scores_eos` is False: what is generated after it is not read)."""
     batch = collate_prompts(examples, vocab).to(device)
     with autocast(device, precision):
         generated = greedy_decode(model, batch, batch.answer_targets.shape[1], vocab.eos_id, vocab.pad_id)
@@ -103,7 +104,7 @@ def score_ppc_teacher_forced(model: Decoder, examples: list[Example], vocab: Voc
 
 
 def score_ppc_greedy(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> PositionScores:
-    """Free-running PPC decoding on predicted IDs; tokens compared with answer + <eos>, IDs of
+    """Free-running PPC decoding on predicted IDs; tokens compared with answer + <eos> (as greedy), IDs of
     answer tokens with the data's."""
     batch = collate_prompts(examples, vocab).to(device)
     with autocast(device, precision):

@@ -54,6 +54,9 @@ class Example:
     positions: Positions
     coupled: Positions | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # Whether the `<eos>` after the answer is trained and judged: False leaves it out of the loss,
+    # and greedy evaluation then judges the answer tokens alone (whatever follows is not read).
+    scores_eos: bool = True
 
     @property
     def seq_len(self) -> int:
@@ -96,7 +99,9 @@ class Task:
       min_length      smallest length the task can make (max_length: largest, or None)
       eval_overrides  parameters applied when building evaluation sets (the paper's test
                       protocol, e.g. both operands exactly `length` digits)
-      eos_in_loss     whether the `<eos>` target is scored (False: windows of running text)
+      eos_in_loss     whether the `<eos>` target is trained and scored (False: windows of running
+                      text); a task may make it a parameter instead (mqar), as the examples
+                      carry it (Example.scores_eos)
       report_metric   the results column a report tabulates for this task
     """
 
@@ -160,7 +165,7 @@ class Task:
         prompt, answer = tuple(prompt), tuple(answer)
         coupled = self.coupled_positions(prompt, answer) if self.supports_coupling else None
         return Example(self.name, length, prompt, answer, consecutive_positions(len(prompt), len(answer)), coupled,
-                       meta)
+                       meta, scores_eos=self.eos_in_loss)
 
     def params(self) -> dict[str, Any]:
         """This task's parameter values."""

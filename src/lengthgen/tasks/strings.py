@@ -145,6 +145,12 @@ class MQAR(Task):
                     pairs (configs/probes): with `=`, chance after 9,000 steps; without, a
                     2-layer HF Llama learned it in ~1,000 steps, while 3-layer runs were still on
                     the plateau at 1,500-3,000 (docs/experiments.md).
+      eos_in_loss   False (default): the loss is on the answer characters only, as PAPERS.md B3
+                    specifies for MQAR, and evaluation judges the answer alone; True: the `<eos>`
+                    after the answer is trained and judged, as in every other task. Measured
+                    (one query, no `=`, 1-4 pairs, 2 layers, 1,500 steps, same seeds and
+                    examples): with `<eos>` in the loss 0 of 9 seeds left the bag-of-values
+                    plateau; without it most did (docs/experiments.md, "Why MQAR is not learned").
     Example: `a3Z7k1|kaZ=` -> `137`. meta: {"num_queries": m}.
     """
 
@@ -158,6 +164,8 @@ class MQAR(Task):
     value_alphabet: str = string.digits
     num_queries: int = 0
     separator: bool = True
+    # A parameter here (a class-level setting elsewhere): replaces Task.eos_in_loss per instance.
+    eos_in_loss: bool = False
 
     def __post_init__(self) -> None:
         # Keys are distinct, so there can be at most len(key_alphabet) pairs; k queries need at
