@@ -196,8 +196,8 @@ def collate(examples: list[Example], vocab: Vocab) -> Batch:
         t = len(seq) - 1
         tokens[i, :t] = seq[:-1]
         targets[i, :t] = seq[1:]
-        # Targets from the last prompt token onwards are answer tokens or <eos> (unless the task
-        # leaves <eos> out of its loss: text windows have no natural end).
+        # Targets from the last prompt token onwards are answer tokens or <eos> (unless the example
+        # leaves <eos> out of its loss: text windows have no natural end; MQAR by default).
         loss_mask[i, len(ex.prompt) : t if ex.scores_eos else t - 1] = True
         ids = ex.positions.as_array()
         positions[i, :t] = ids[:-1]

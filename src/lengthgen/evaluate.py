@@ -104,8 +104,8 @@ def score_ppc_teacher_forced(model: Decoder, examples: list[Example], vocab: Voc
 
 
 def score_ppc_greedy(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> PositionScores:
-    """Free-running PPC decoding on predicted IDs; tokens compared with answer + <eos> (as greedy), IDs of
-    answer tokens with the data's."""
+    """Free-running PPC decoding on predicted IDs; tokens judged as in score_greedy, IDs of answer
+    tokens compared with the data's."""
     batch = collate_prompts(examples, vocab).to(device)
     with autocast(device, precision):
         generated, positions = ppc_greedy_decode(model, batch, batch.answer_targets.shape[1], vocab.eos_id,
