@@ -19,7 +19,7 @@ from lengthgen.errors import UserError
 from lengthgen.executors import EXECUTORS, Job, execute_job, ray_resources
 from lengthgen.report import write_report
 from lengthgen.reuse import finished_runs, fingerprint
-from lengthgen.sweep import SweepDir, expand, load_spec, parse_spec, run_sweep
+from lengthgen.sweep import SweepDir, _execution_order, expand, load_spec, parse_spec, run_sweep
 
 SPEC = {
     "name": "tiny",
@@ -298,6 +298,18 @@ def test_python_spec_and_expansion(tmp_path):
     assert first.name == "lengths=1-3,encoding=nope__seed0"
     assert first.config.data.tasks[0].lengths == (1, 3) and first.config.model.encoding == "nope"
     assert plans[1].config.seed.model == plans[1].config.seed.data == 1
+
+
+def test_runs_go_seed_by_seed_after_the_ones_to_resume(tmp_path):
+    """A sweep stopped early should have covered every grid point once, not a few points fully."""
+    plans = expand(parse_spec(SPEC))
+    assert [p.name for p in plans][:2] == ["encoding=nope__seed0", "encoding=nope__seed1"]  # grid order
+    status = {p.name: "new" for p in plans} | {"encoding=rope__seed1": "partial"}
+    order = [p.name for p in _execution_order(plans, SPEC["seeds"], status)]
+    assert order == ["encoding=rope__seed1", "encoding=nope__seed0", "encoding=rope__seed0", "encoding=nope__seed1"]
+    one_by_one = run_sweep(parse_spec(SPEC | {"name": "order"}), tmp_path / "order", workers=1, quiet=True)
+    assert [r.name for r in one_by_one] == ["encoding=nope__seed0", "encoding=rope__seed0",
+                                            "encoding=nope__seed1", "encoding=rope__seed1"]
 
 
 @pytest.mark.parametrize("change,needle", [

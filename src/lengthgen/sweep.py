@@ -202,6 +202,13 @@ def expand(spec: SweepSpec, root: str | Path | None = None) -> list[RunPlan]:
     return plans
 
 
+def _execution_order(plans: list[RunPlan], seeds: list[int], status: dict[str, str]) -> list[RunPlan]:
+    """Runs to resume first (their work is half done), then one seed of every grid point before the
+    next seed: a sweep stopped early still covers the whole grid instead of a few points fully."""
+    rank = {seed: i for i, seed in enumerate(seeds)}
+    return sorted(plans, key=lambda p: (status[p.name] != "partial", rank[p.seed]))  # stable: grid order kept
+
+
 def _reuse_finished(sweep: "SweepDir", plans: list[RunPlan], roots: list[str | Path]) -> list[str]:
     """Copy a finished run with the same config into the sweep for each plan that has one (the sweep
     itself is searched first); the names of the plans so filled."""
@@ -355,7 +362,7 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         # for that one and is copied from it.
         repeats = [p for p in _duplicates(plans) if status[p.name] == "new"]
         status.update({p.name: "repeat" for p in repeats})
-        todo = [p for p in plans if status[p.name] in ("new", "partial")]
+        todo = _execution_order([p for p in plans if status[p.name] in ("new", "partial")], spec.seeds, status)
         if not quiet:
             counts = {s: list(status.values()).count(s) for s in ("done", "reused", "repeat", "partial", "new")}
             print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['reused']} copied from "
