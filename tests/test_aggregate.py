@@ -123,31 +123,86 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
     assert row["long_seeds"] == f"0: {rope:.3f}, 1: 0.000"
 
 
+def run_tiny_preset(name: str, root) -> tuple[SweepDir, list]:
+    """A preset's CPU sweep, seed 0, under root/<name>-cpu as `lengthgen repro` lays it out, run for
+    a few steps of a tiny model: every piece of the preset runs end to end, in seconds."""
+    from lengthgen.sweep import run_sweep
+
+    spec = get_preset(name).spec("cpu", seeds=[0])
+    spec = spec.model_copy(update={"overrides": ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=2",
+                                                 "eval.n=4", "eval.lengths=[2,5,9,17,33]", "model.layers=1",
+                                                 "model.d_model=32", "model.d_ff=64", "model.heads=2",
+                                                 "data.batch_size=8"]})
+    sweep = SweepDir(root / spec.name)
+    sweep.prepare(spec, force=False)
+    (sweep.path / "preset.json").write_text(json.dumps({"name": name, "scale": "cpu"}))
+    return sweep, run_sweep(spec, sweep.path, workers=1, threads=2, quiet=True)
+
+
 # Presets with a preparation step (b-pretrained pretrains the models its points start from) are run
 # end to end by their own tests (tests/test_pretrained.py), with that step shrunk too.
 @pytest.mark.parametrize("name", sorted(n for n, p in all_presets().items() if p.prepare is None))
 def test_preset_cpu_config_runs_end_to_end(name, tmp_path, monkeypatch):
     from lengthgen.presets.language import C4_VARIABLE
     from lengthgen.report import write_report
-    from lengthgen.sweep import run_sweep
 
     # a-language's paper scale reads the user's C4 shard; a small local file stands in for it.
     shard = tmp_path / "c4-shard.txt"
     shard.write_text("A stand-in for a local C4 shard.\n" * 50)
     monkeypatch.setenv(C4_VARIABLE, str(shard))
     preset = get_preset(name)
-    spec = preset.spec("cpu", seeds=[0])
     assert preset.spec("paper").base["model"]["d_model"] == 384  # the paper scale exists and is the paper's size
-    # A few steps of a tiny model: the point is that every piece of the preset runs end to end.
-    spec = spec.model_copy(update={"overrides": ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=2",
-                                                 "eval.n=4", "eval.lengths=[2,5,9,17,33]", "model.layers=1",
-                                                 "model.d_model=32", "model.d_ff=64", "model.heads=2",
-                                                 "data.batch_size=8"]})
-    sweep = SweepDir(tmp_path / name)
-    sweep.prepare(spec, force=False)
-    (sweep.path / "preset.json").write_text(json.dumps({"name": name, "scale": "cpu"}))
-    results = run_sweep(spec, sweep.path, workers=1, threads=2, quiet=True)
+    sweep, results = run_tiny_preset(name, tmp_path)
     assert results and all(r.status == "done" for r in results)
     report = write_report(sweep.path).read_text()
     assert "**Verdict: INCONCLUSIVE**" in report  # four steps fit nothing, and the check says so
     assert yaml.safe_load((sweep.path / "sweep.yaml").read_text())["name"] == f"{name}-cpu"
+
+
+def test_repro_summary_lists_every_preset_with_its_reported_verdict(tmp_path, capsys):
+    import os
+
+    from lengthgen.cli import main
+    from lengthgen.report import write_report
+
+    sweep, results = run_tiny_preset("b-transfer-string", tmp_path)
+    assert [r.status for r in results] == ["done", "done"]
+    write_report(sweep.path)
+    # A sweep that has started but has no report yet: its spec is stored, no run has finished.
+    started = SweepDir(tmp_path / "b-control-cpu")
+    started.prepare(get_preset("b-control").spec("cpu"), force=False)
+
+    assert main(["repro", "--summary", "--dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    table = (tmp_path / "repro-cpu.md").read_text()
+    assert f"summary {tmp_path / 'repro-cpu.md'}" in printed
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| preset")}
+    assert set(rows) == {n for n, p in all_presets().items() if "cpu" in p.scales}
+    string = rows["b-transfer-string"]
+    assert string[2:6] == ["INCONCLUSIVE", "2 / 2", "0", f"{sum(s['wall_s'] for s in sweep.sessions()):,.0f} s"]
+    assert "[report](b-transfer-string-cpu/report.md)" in string[6] and "[lengths](b-transfer-string-cpu/lengths.png)" in string[6]
+    assert rows["b-control"][2:5] == ["no report (run `lengthgen report` on the sweep)", "0 / 12", "0, 1, 2"]
+    assert rows["b-ratio"][2] == "not run"
+    assert f"{len(rows)} presets. INCONCLUSIVE: 1, not run: {len(rows) - 2}, no verdict: 1." in table
+    assert "b-transfer-string    INCONCLUSIVE  (2 / 2 runs)" in printed
+
+    # A run that finished after the report was written makes its verdict stale, and the summary says so.
+    done = next((sweep.path / "runs").glob("*/done.json"))
+    later = (sweep.path / "report.md").stat().st_mtime + 10
+    os.utime(done, (later, later))
+    assert main(["repro", "--summary", "--dir", str(tmp_path)]) == 0
+    assert "INCONCLUSIVE (report older than its newest run: run `lengthgen report` again)" in \
+        (tmp_path / "repro-cpu.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["repro", "b-ratio", "--summary"], "error: --summary covers every preset; give no preset name"),
+    (["repro", "--summary", "--dir", "no-such-folder"], "error: sweeps folder 'no-such-folder' does not exist"),
+])
+def test_repro_summary_bad_use_is_one_line_exit_2(argv, message, tmp_path, monkeypatch, capsys):
+    from lengthgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == message

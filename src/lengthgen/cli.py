@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("repro", help="reproduce a paper claim (see --list)")
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--summary", action="store_true",
+                   help="every preset's verdict, runs, seeds and wall time at --scale from the sweeps in --dir; "
+                        "writes <dir>/repro-<scale>.md")
     p.add_argument("--scale", default="cpu", help="cpu or paper")
     p.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     executor_options(p)

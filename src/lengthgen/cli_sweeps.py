@@ -67,6 +67,16 @@ def cmd_repro(args) -> None:
     from .presets import all_presets, get_preset
     from .rundir import atomic_write_text
 
+    if args.summary:
+        if args.name:
+            raise UserError("--summary covers every preset; give no preset name")
+        from .repro_summary import write_repro_summary
+
+        path, table = write_repro_summary(args.dir, args.scale)
+        for row in table.itertuples():
+            print(f"{row.preset:<20} {row.verdict}" + (f"  ({row.runs} runs)" if row.runs else ""))
+        print(f"summary {path}")
+        return
     if args.list or not args.name:
         for name, preset in sorted(all_presets().items()):
             print(f"{name:<20} [{preset.claim_id}] {preset.claim}")
