@@ -12,7 +12,7 @@ from lengthgen.evaluate import EvalRow
 from lengthgen.presets import all_presets, get_preset
 from lengthgen.presets.copy_tasks import LONG, check_encodings
 from lengthgen.rundir import RunDir
-from lengthgen.sweep import SweepDir, expand, parse_spec
+from lengthgen.sweep import SweepDir, expand, load_spec, parse_spec
 
 # Final-step exact match per (encoding, seed) -> task -> lengths 1, 2, 3.
 FINAL = {
@@ -206,3 +206,14 @@ def test_repro_summary_bad_use_is_one_line_exit_2(argv, message, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == message
+
+
+def test_swapcase_steps_probe_is_the_preset_with_only_its_steps_changed():
+    from pathlib import Path
+
+    probe = load_spec(Path(__file__).parent.parent / "configs" / "probes" / "b_transfer_swapcase_steps.py")
+    preset = get_preset("b-transfer-swapcase").spec("cpu")
+    assert probe.name == "b-transfer-swapcase-cpu-7500"
+    assert probe.overrides == [*preset.overrides, "train.steps=7500"]
+    assert probe.model_dump(exclude={"name", "overrides"}) == preset.model_dump(exclude={"name", "overrides"})
+    assert {p.config.train.steps for p in expand(probe)} == {7500}
