@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, choices_error
 from .fileio import atomic_write_text
 from .report import markdown_table
 from .sweep import SweepDir, expand
@@ -62,11 +62,15 @@ def repro_summary(root: str | Path, scale: str) -> pd.DataFrame:
     """Every registered preset's state at `scale` under the sweeps folder `root`, by preset name."""
     from .presets import all_presets
 
+    presets = all_presets()
+    scales = sorted({s for p in presets.values() for s in p.scales})
+    if scale not in scales:
+        raise choices_error("scale", scale, scales)
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"sweeps folder {str(root)!r} does not exist")
     rows = []
-    for name, preset in sorted(all_presets().items()):
+    for name, preset in sorted(presets.items()):
         if scale not in preset.scales:
             continue
         rows.append(preset_row(name, preset.claim_id, SweepDir(root / f"{name}-{scale}"), root))
