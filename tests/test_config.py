@@ -1,10 +1,13 @@
 """Config loading: dotted overrides, length ranges, validation messages."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from lengthgen.config import apply_overrides, build_config, load_config, parse_lengths
 from lengthgen.errors import UserError
+from lengthgen.experiment import build_experiment
 
 from conftest import tiny_config
 
@@ -49,3 +52,16 @@ def test_missing_and_invalid_files(tmp_path):
         apply_overrides({"data": {"tasks": []}}, ["data.tasks.3.task=copy"])
     with pytest.raises(UserError, match="data.tasks"):
         build_config({"data": {"tasks": []}})
+
+
+SHIPPED = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_builds(path):
+    # A config the docs tell users to run must not rot as the schema moves; its run directory
+    # is named after it, so the name must match the file.
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    experiment = build_experiment(cfg, device="cpu")
+    assert len(experiment.specs) == len(cfg.data.resolved_tasks()) > 0
