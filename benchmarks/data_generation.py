@@ -20,8 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from common import machine_line, median_seconds
 
-from common import median_seconds, machine_line
 from lengthgen.data import TaskMixture, build_spec, collate
 from lengthgen.model.config import ModelConfig
 from lengthgen.model.transformer import Decoder

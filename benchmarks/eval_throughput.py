@@ -6,7 +6,7 @@ Run (from the repository root, with the venv active):
     python benchmarks/eval_throughput.py --sizes small --repeats 1   # quick check
 
 One random-init RoPE Decoder per size is exported to a LlamaForCausalLM directory with
-`lengthgen.hf.export_llama`, so both sides hold the same weights. The examples are a fixed
+`lengthgen.model.hf_export.export_llama`, so both sides hold the same weights. The examples are a fixed
 evaluation set of reverse addition (`--lengths`, `--n` per length), scored in batches of
 `--batch`:
 
@@ -29,11 +29,11 @@ import tempfile
 import time
 
 import torch
-
 from common import SIZES, build_lengthgen, machine_line
+
 from lengthgen.data import build_spec, collate_prompts, eval_examples
 from lengthgen.evaluate import score_greedy, score_teacher_forced
-from lengthgen.hf import export_llama
+from lengthgen.model.hf_export import export_llama
 from lengthgen.positions import PolicySettings
 from lengthgen.runtime import autocast
 from lengthgen.vocab import Vocab
@@ -121,7 +121,8 @@ def main():
                 for _ in range(args.repeats):
                     for name, fn in scorers.items():
                         rates[name].append(timed(fn, groups))
-                same = [(lengthgen_greedy_tokens(model, g[0], vocab, precision) == hf_generate(hf, g[0], vocab, precision))
+                same = [(lengthgen_greedy_tokens(model, g[0], vocab, precision)
+                         == hf_generate(hf, g[0], vocab, precision))
                         .float().mean().item() for g in groups]
             hf_rate = statistics.median(rates["HF generate (greedy)"])
             for name, r in rates.items():

@@ -24,8 +24,8 @@ import statistics
 import time
 
 import torch
-
 from common import SIZES, build_lengthgen, machine_line
+
 from lengthgen.model.hooks import Hooks
 from lengthgen.runtime import autocast, resolve_precision
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from lengthgen.config import ExperimentConfig
 from lengthgen.experiment import build_experiment
 from lengthgen.presets.transfer import sweep_tree
-from lengthgen.rundir import RunDir
+from lengthgen.store.rundir import RunDir
 from lengthgen.train import run_training
 
 

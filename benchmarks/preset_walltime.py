@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lengthgen.sweep import SweepDir
+from lengthgen.sweeps.run import SweepDir
 
 
 def run_seconds(sweep: Path) -> tuple[int, int, float]:

@@ -57,9 +57,10 @@ import time
 import torch
 import torch.nn.functional as F
 import transformers
-
 from common import SIZES, build_hf, build_lengthgen, peak_matmul_flops
+
 from lengthgen.vocab import Vocab
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -179,7 +180,8 @@ def main():
           f"threads {torch.get_num_threads()}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"load average before start {load:.2f}")
     what = "random tokens, loss everywhere" if data[3] is None else f"{int(data[3].sum())} answer targets"
-    print(f"workload {args.workload} ({what}), batch {batch}, seq_len {seq_len}, vocab {vocab_size}, warmup {args.warmup}, "
+    print(f"workload {args.workload} ({what}), batch {batch}, seq_len {seq_len}, vocab {vocab_size}, "
+          f"warmup {args.warmup}, "
           f"{args.repeats} windows x {args.steps} steps (median reported)")
     print("peak matmul 2048^2: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
     print("HF attention implementation: sdpa; lengthgen fp32 'auto' = sdpa, bf16 'auto' = math\n")

@@ -36,7 +36,7 @@ def loss_curve(precision: str, parent: Path) -> list[float]:
     """Train the reference run under `parent` and return its logged losses."""
     from lengthgen.config import build_config
     from lengthgen.experiment import build_experiment
-    from lengthgen.rundir import RunDir
+    from lengthgen.store.rundir import RunDir
     from lengthgen.train import run_training
 
     cfg = build_config(reference_config(precision))

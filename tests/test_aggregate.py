@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from lengthgen.aggregate import collect, final, generalization_gap, summarize
 from lengthgen.errors import UserError
 from lengthgen.evaluate import EvalRow
-from lengthgen.presets import all_presets, get_preset
+from lengthgen.presets import PRESETS, get_preset
 from lengthgen.presets.copy_tasks import LONG, check_encodings
-from lengthgen.rundir import RunDir
-from lengthgen.sweep import SweepDir, expand, load_spec, parse_spec
+from lengthgen.reports.aggregate import collect, final, generalization_gap, summarize
+from lengthgen.store.rundir import RunDir
+from lengthgen.sweeps.run import SweepDir
+from lengthgen.sweeps.spec import expand, load_spec, parse_spec
 
 # Final-step exact match per (encoding, seed) -> task -> lengths 1, 2, 3.
 FINAL = {
@@ -77,7 +78,8 @@ def test_summary_over_seeds(fake_sweep):
 
 
 def test_generalization_gap(fake_sweep):
-    gap = generalization_gap(final(collect(fake_sweep)), main="copy", aux="reverse").set_index(["model.encoding", "seed"])
+    gap = generalization_gap(final(collect(fake_sweep)), main="copy", aux="reverse").set_index(
+        ["model.encoding", "seed"])
     assert gap.loc[("nope", 0), "gap"] == pytest.approx((0 + 0.5 + 0.5) / 3)
     assert gap.loc[("nope", 1), "gap"] == pytest.approx((0.1 + 0.1 + 0.0) / 3)
     assert gap.loc[("rope", 0), "gap"] == pytest.approx(1.0)
@@ -88,8 +90,8 @@ def test_generalization_gap(fake_sweep):
 
 
 def test_report_gap_section_and_heatmap(fake_sweep):
-    from lengthgen.plots import plot_heatmap
-    from lengthgen.report import write_report
+    from lengthgen.reports.plots import plot_heatmap
+    from lengthgen.reports.report import write_report
 
     report = write_report(fake_sweep.path, gaps=[("copy", "reverse")]).read_text()
     assert "## Generalization gap copy vs reverse" in report and "| nope | 0 |" in report
@@ -126,7 +128,7 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
 def run_tiny_preset(name: str, root) -> tuple[SweepDir, list]:
     """A preset's CPU sweep, seed 0, under root/<name>-cpu as `lengthgen repro` lays it out, run for
     a few steps of a tiny model: every piece of the preset runs end to end, in seconds."""
-    from lengthgen.sweep import run_sweep
+    from lengthgen.sweeps.run import run_sweep
 
     spec = get_preset(name).spec("cpu", seeds=[0])
     spec = spec.model_copy(update={"overrides": ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=2",
@@ -141,10 +143,11 @@ def run_tiny_preset(name: str, root) -> tuple[SweepDir, list]:
 
 # Presets with a preparation step (b-pretrained pretrains the models its points start from) are run
 # end to end by their own tests (tests/test_pretrained.py), with that step shrunk too.
-@pytest.mark.parametrize("name", sorted(n for n, p in all_presets().items() if p.prepare is None))
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n, p in PRESETS.items() if p.prepare is None))
 def test_preset_cpu_config_runs_end_to_end(name, tmp_path, monkeypatch):
     from lengthgen.presets.language import C4_VARIABLE
-    from lengthgen.report import write_report
+    from lengthgen.reports.report import write_report
 
     # a-language's paper scale reads the user's C4 shard; a small local file stands in for it.
     shard = tmp_path / "c4-shard.txt"
@@ -154,20 +157,21 @@ def test_preset_cpu_config_runs_end_to_end(name, tmp_path, monkeypatch):
     assert preset.spec("paper").base["model"]["d_model"] == 384  # the paper scale exists and is the paper's size
     sweep, results = run_tiny_preset(name, tmp_path)
     assert results and all(r.status == "done" for r in results)
-    report = write_report(sweep.path).read_text()
+    report = write_report(sweep.path, preset=preset).read_text()
     assert "**Verdict: INCONCLUSIVE**" in report  # four steps fit nothing, and the check says so
     assert yaml.safe_load((sweep.path / "sweep.yaml").read_text())["name"] == f"{name}-cpu"
 
 
+@pytest.mark.slow
 def test_repro_summary_lists_every_preset_with_its_reported_verdict(tmp_path, capsys):
     import os
 
-    from lengthgen.cli import main
-    from lengthgen.report import write_report
+    from lengthgen.cli.main import main
+    from lengthgen.reports.report import write_report
 
     sweep, results = run_tiny_preset("b-transfer-string", tmp_path)
     assert [r.status for r in results] == ["done", "done"]
-    write_report(sweep.path)
+    write_report(sweep.path, preset=get_preset("b-transfer-string"))
     # A sweep that has started but has no report yet: its spec is stored, no run has finished.
     started = SweepDir(tmp_path / "b-control-cpu")
     started.prepare(get_preset("b-control").spec("cpu"), force=False)
@@ -178,10 +182,11 @@ def test_repro_summary_lists_every_preset_with_its_reported_verdict(tmp_path, ca
     assert f"summary {tmp_path / 'repro-cpu.md'}" in printed
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()
             if line.startswith("| ") and not line.startswith("| preset")}
-    assert set(rows) == {n for n, p in all_presets().items() if "cpu" in p.scales}
+    assert set(rows) == {n for n, p in PRESETS.items() if "cpu" in p.scales}
     string = rows["b-transfer-string"]
     assert string[2:6] == ["INCONCLUSIVE", "2 / 2", "0", f"{sum(s['wall_s'] for s in sweep.sessions()):,.0f} s"]
-    assert "[report](b-transfer-string-cpu/report.md)" in string[6] and "[lengths](b-transfer-string-cpu/lengths.png)" in string[6]
+    assert ("[report](b-transfer-string-cpu/report.md)" in string[6]
+            and "[lengths](b-transfer-string-cpu/lengths.png)" in string[6])
     assert rows["b-control"][2:5] == ["no report (run `lengthgen report` on the sweep)", "0 / 12", "0, 1, 2"]
     assert rows["b-ratio"][2] == "not run"
     assert f"{len(rows)} presets. INCONCLUSIVE: 1, not run: {len(rows) - 2}, no verdict: 1." in table
@@ -202,7 +207,7 @@ def test_repro_summary_lists_every_preset_with_its_reported_verdict(tmp_path, ca
     (["repro", "--summary", "--scale", "laptop"], "error: unknown scale 'laptop'"),
 ])
 def test_repro_summary_bad_use_is_one_line_exit_2(argv, message, tmp_path, monkeypatch, capsys):
-    from lengthgen.cli import main
+    from lengthgen.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -212,7 +217,7 @@ def test_repro_summary_bad_use_is_one_line_exit_2(argv, message, tmp_path, monke
 def test_swapcase_steps_probe_is_the_preset_with_only_its_steps_changed():
     from pathlib import Path
 
-    probe = load_spec(Path(__file__).parent.parent / "configs" / "probes" / "b_transfer_swapcase_steps.py")
+    probe = load_spec(Path(__file__).parent.parent / "experiments" / "probes" / "b_transfer_swapcase_steps.py")
     preset = get_preset("b-transfer-swapcase").spec("cpu")
     assert probe.name == "b-transfer-swapcase-cpu-7500"
     assert probe.overrides == [*preset.overrides, "train.steps=7500"]

@@ -9,70 +9,13 @@ from lengthgen.errors import UserError
 from lengthgen.tasks import example_rng, make_task
 from lengthgen.vocab import Vocab
 
+from references import REFERENCES, parse, ref_mult_cot, ref_reverse_sub
+
 TWO_OPERAND = ["reverse_add", "no_carry", "carry_only", "reverse_sub", "copy_first_op"]
 ALL = [*TWO_OPERAND, "mult_cot"]
 LENGTHS = [1, 2, 5, 17]
 SEEDS = [0, 1, 2]
 OPERATOR = {"reverse_sub": "-", "mult_cot": "*"}
-
-
-def parse(prompt: str, op: str) -> tuple[str, str, int, int]:
-    """Reversed operand strings and their integer values."""
-    assert prompt.endswith("=") and prompt.count("=") == 1
-    a_rev, b_rev = prompt[:-1].split(op)
-    assert a_rev.isdigit() and b_rev.isdigit()
-    return a_rev, b_rev, int(a_rev[::-1]), int(b_rev[::-1])
-
-
-def ref_reverse_add(prompt: str) -> str:
-    a_rev, b_rev, a, b = parse(prompt, "+")
-    return str(a + b)[::-1].ljust(max(len(a_rev), len(b_rev)) + 1, "0")
-
-
-def ref_no_carry(prompt: str) -> str:
-    a_rev, b_rev, _, _ = parse(prompt, "+")
-    w = max(len(a_rev), len(b_rev))
-    a_rev, b_rev = a_rev + "0" * (w - len(a_rev)), b_rev + "0" * (w - len(b_rev))
-    return "".join(str((int(x) + int(y)) % 10) for x, y in zip(a_rev, b_rev)) + "0"
-
-
-def ref_carry_only(prompt: str) -> str:
-    # Carry into position i happens iff the low i digits of a and b overflow 10**i.
-    a_rev, b_rev, a, b = parse(prompt, "+")
-    w = max(len(a_rev), len(b_rev))
-    return "".join("1" if a % 10**i + b % 10**i >= 10**i else "0" for i in range(w + 1))
-
-
-def ref_reverse_sub(prompt: str) -> str:
-    a_rev, b_rev, a, b = parse(prompt, "-")
-    d = a - b
-    body = str(abs(d))[::-1].ljust(max(len(a_rev), len(b_rev)) + 1, "0")
-    return body + "-" if d < 0 else body
-
-
-def ref_copy_first_op(prompt: str) -> str:
-    return parse(prompt, "+")[0]
-
-
-def ref_mult_cot(prompt: str, pad: bool = True) -> str:
-    a_rev, b_rev, a, b = parse(prompt, "*")
-    parts = []
-    for i, ch in enumerate(b_rev):
-        value = a * int(ch) * 10**i
-        text = str(value)[::-1] if value else "0" * (i + 1)
-        parts.append(text.ljust(len(a_rev) + 1 + i, "0") if pad else text)
-    product = str(a * b)[::-1]
-    return "+".join(parts) + "=" + (product.ljust(len(a_rev) + len(b_rev), "0") if pad else product)
-
-
-REFERENCES = {
-    "reverse_add": ref_reverse_add,
-    "no_carry": ref_no_carry,
-    "carry_only": ref_carry_only,
-    "reverse_sub": ref_reverse_sub,
-    "copy_first_op": ref_copy_first_op,
-    "mult_cot": ref_mult_cot,
-}
 
 
 @pytest.mark.parametrize("name", TWO_OPERAND)

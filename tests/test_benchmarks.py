@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses: every test here starts Python (or torchrun) anew
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 # script -> (smallest arguments, lines the output must contain)
@@ -13,9 +15,10 @@ CASES = {
     "train_throughput.py": (["--sizes", "small", "--steps", "1", "--warmup", "1", "--repeats", "1", "--batch", "4",
                              "--seq-len", "16"], ["lengthgen (math)", "HF Llama (sdpa)", "peak matmul"]),
     "eval_throughput.py": (["--sizes", "small", "--repeats", "1", "--n", "4", "--batch", "4", "--lengths", "3",
-                            "--precisions", "float32"], ["lengthgen teacher_forced", "HF generate", "equal to HF's: 100.0%"]),
+                            "--precisions", "float32"],
+                           ["lengthgen teacher_forced", "HF generate", "equal to HF's: 100.0%"]),
     "data_generation.py": (["--batch", "4", "--max-length", "4", "--repeats", "1"],
-                           ["reverse_add", "maze_dfs_trace", "language", "worst task per family"]),
+                           ["reverse_add", "maze_dfs_trace", "text", "worst task per family"]),
     "micro_batches.py": (["--groups", "arith-carry", "--parts", "2", "--steps", "2", "--repeats", "1"],
                          ["arith-carry", "speed-up"]),
     "thread_policy.py": (["--steps", "1", "--repeats", "1"], ["steps/s in total", "one job per core"]),
@@ -35,7 +38,7 @@ def test_benchmark_script_runs(script, tmp_path):
 
 
 def test_preset_walltime_reads_sessions(tmp_path):
-    from lengthgen.sweep import SweepDir
+    from lengthgen.sweeps.run import SweepDir
 
     sweep = tmp_path / "demo-cpu"
     (sweep / "runs" / "a").mkdir(parents=True)

@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def run_cli(capsys, *argv):
@@ -83,10 +83,12 @@ def test_bad_config_is_one_line_exit_2(capsys, tmp_path, override, needle):
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
+@pytest.mark.slow
 def test_train_eval_and_no_overwrite(capsys, tmp_path):
     config = write_config(tmp_path)
     runs = tmp_path / "runs"
-    code, out, _ = run_cli(capsys, "train", str(config), "train.steps=12", "--name", "t1", "--dir", str(runs), "--quiet")
+    code, out, _ = run_cli(capsys, "train", str(config), "train.steps=12", "--name", "t1", "--dir", str(runs),
+                           "--quiet")
     assert code == 0 and (runs / "t1" / "eval.png").is_file()
     code, out, _ = run_cli(capsys, "eval", str(runs / "t1"), "--lengths", "1:12", "--mode", "greedy", "-n", "8")
     assert code == 0
@@ -106,10 +108,10 @@ def test_train_eval_and_no_overwrite(capsys, tmp_path):
     assert code == 0 and (tmp_path / "hf" / "config.json").is_file()
     code, _, err = run_cli(capsys, "export", str(runs / "t1"), str(tmp_path / "hf"))
     assert code == 2 and "--force" in err
-    from lengthgen.checkpoint import find_checkpoint, load_weights
     from lengthgen.experiment import build_experiment
-    from lengthgen.hf import load_llama
-    from lengthgen.rundir import RunDir
+    from lengthgen.model.hf_export import load_llama
+    from lengthgen.store.checkpoint import find_checkpoint, load_weights
+    from lengthgen.store.rundir import RunDir
 
     exp = build_experiment(RunDir(runs / "t1").read_config())
     load_weights(exp.model, find_checkpoint(runs / "t1" / "checkpoints"))
@@ -120,6 +122,7 @@ def test_train_eval_and_no_overwrite(capsys, tmp_path):
         assert torch.allclose(exp.model(tokens, positions), back(tokens, positions), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_console_script_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "lengthgen.cli", "train", "missing.yaml"], capture_output=True,
                           text=True)

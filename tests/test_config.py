@@ -1,5 +1,6 @@
 """Config loading: dotted overrides, length ranges, validation messages."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,9 @@ import yaml
 from lengthgen.config import apply_overrides, build_config, load_config, parse_lengths
 from lengthgen.errors import UserError
 from lengthgen.experiment import build_experiment
+from lengthgen.sweeps.spec import expand, load_spec
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def test_overrides_reach_nested_keys_and_list_items(tmp_path):
@@ -54,7 +56,10 @@ def test_missing_and_invalid_files(tmp_path):
         build_config({"data": {"tasks": []}})
 
 
-SHIPPED = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).parent.parent
+# Run configs: the canonical ones, and the frozen probes whose rerun commands docs/experiments.md gives.
+SHIPPED = sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "experiments").rglob("*.yaml")])
+SWEEP_SPECS = sorted(p for p in (ROOT / "configs" / "sweeps").iterdir() if p.suffix in (".yaml", ".py"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -65,3 +70,18 @@ def test_every_shipped_config_validates_and_builds(path):
     assert cfg.name == path.stem
     experiment = build_experiment(cfg, device="cpu")
     assert len(experiment.specs) == len(cfg.data.resolved_tasks()) > 0
+
+
+@pytest.mark.parametrize("path", SWEEP_SPECS, ids=lambda p: p.name)
+def test_every_example_sweep_spec_expands_into_valid_runs(path):
+    # The README's sweep examples: every grid point and seed must be a valid config.
+    spec = load_spec(path)
+    plans = expand(spec)
+    assert spec.name == path.stem and len(plans) >= 2 * len(spec.seeds)
+    assert len({p.name for p in plans}) == len(plans)
+
+
+def test_the_readme_names_only_files_that_exist():
+    named = re.findall(r"\b((?:configs|experiments|docs|benchmarks)/[\w./-]+\.(?:ya?ml|py|md))",
+                       (ROOT / "README.md").read_text())
+    assert named and [n for n in named if not (ROOT / n).is_file()] == []

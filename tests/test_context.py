@@ -10,14 +10,14 @@ import torch
 
 from lengthgen.analysis.context import ModelScorer, analyze_run, resolve_settings, summarize
 from lengthgen.analysis.dependency import Scorer, analyse_window, gain_by_bin, k_bin
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.config import build_config
 from lengthgen.errors import UserError
 from lengthgen.model import Decoder, ModelConfig
-from lengthgen.rundir import RunDir
+from lengthgen.store.rundir import RunDir
 from lengthgen.vocab import Vocab
 
-from conftest import tiny_config, train_tree
+from helpers import tiny_config, train_tree
 
 V = 7  # the synthetic alphabet
 
@@ -231,10 +231,11 @@ def test_paper_scale_needs_the_c4_shard(monkeypatch, tmp_path):
     assert cpu.base["data"]["tasks"][0]["params"]["corpus"] == "pydoc" and cpu.base["eval"]["lengths"][-1] == 256
 
 
+@pytest.mark.slow
 def test_a_language_preset_runs_end_to_end(tmp_path):
     from lengthgen.presets import get_preset
-    from lengthgen.report import write_report
-    from lengthgen.sweep import SweepDir, run_sweep
+    from lengthgen.reports.report import write_report
+    from lengthgen.sweeps.run import SweepDir, run_sweep
 
     spec = get_preset("a-language").spec("cpu", seeds=[0]).model_copy(update={"overrides": [
         "train.steps=4", "eval.n=4", "eval.lengths=[16,64]", "model.layers=1", "model.d_model=32", "model.d_ff=64",
@@ -243,7 +244,7 @@ def test_a_language_preset_runs_end_to_end(tmp_path):
     sweep.prepare(spec, force=False)
     (sweep.path / "preset.json").write_text(json.dumps({"name": "a-language", "scale": "cpu"}))
     assert all(r.status == "done" for r in run_sweep(spec, sweep.path, workers=1, threads=1, quiet=True))
-    report = write_report(sweep.path).read_text()
+    report = write_report(sweep.path, preset=get_preset("a-language")).read_text()
     assert "**Verdict:" in report and "## Far context: gain by sparsity of the dependency" in report
     # a text window is never exact, so its length table is token accuracy
     assert "### text: token_acc, mean (min-max)" in report and "### text: exact_match" not in report

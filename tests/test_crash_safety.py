@@ -18,19 +18,25 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-import lengthgen.checkpoint as checkpoint_module
+import lengthgen.store.checkpoint as checkpoint_module
 import lengthgen.train as train_module
-from lengthgen.checkpoint import (CorruptCheckpoint, checkpoint_dirs, find_checkpoint, load_weights, read_checkpoint,
-                                  verify_checkpoint)
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.config import build_config
 from lengthgen.errors import UserError
 from lengthgen.experiment import build_experiment
-from lengthgen.rundir import RunDir
-from lengthgen.sweep import SweepDir
+from lengthgen.store.checkpoint import (
+    CorruptCheckpoint,
+    checkpoint_dirs,
+    find_checkpoint,
+    load_weights,
+    read_checkpoint,
+    verify_checkpoint,
+)
+from lengthgen.store.rundir import RunDir
+from lengthgen.sweeps.run import SweepDir
 from lengthgen.train import run_training
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,6 +133,7 @@ def copy_of(reference, tmp_path):
 
 # --- 1. resume is exact after SIGKILL ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_step_then_resume_is_bit_identical(reference, tmp_path, capsys):
     config, whole = reference
     runs = tmp_path / "runs"
@@ -265,6 +272,7 @@ def test_divergence_stops_train_with_the_step_and_keeps_the_last_checkpoint(tmp_
     assert not (run / "done.json").exists()
 
 
+@pytest.mark.slow
 def test_diverging_run_is_marked_failed_in_the_sweep_table(tmp_path, capsys):
     """lr=1e6 really diverges (in a spawned sweep worker): the run is failed, the other one done."""
     spec = {"name": "div", "base": small_tree(steps=12, checkpoint_every=1, eval_every=0, log_every=1),
@@ -415,7 +423,7 @@ def test_disk_full_while_logging_is_a_clear_error(tmp_path, monkeypatch):
 
 def hold_lock(path: Path) -> subprocess.Popen:
     """Another process holding lengthgen's lock on `path` until it is killed."""
-    code = ("import sys, time; from lengthgen.fileio import exclusive_lock\n"
+    code = ("import sys, time; from lengthgen.store.fileio import exclusive_lock\n"
             "with exclusive_lock(__import__('pathlib').Path(sys.argv[1]), 'x'):\n"
             "    print('held', flush=True); time.sleep(120)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)

@@ -21,14 +21,16 @@ import torch
 import yaml
 
 from lengthgen import distributed
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.config import build_config
 from lengthgen.data import batch_rng, collate
 from lengthgen.errors import UserError
 from lengthgen.experiment import build_experiment
 from lengthgen.train import answer_loss
 
-from conftest import tiny_config
+from helpers import tiny_config
+
+pytestmark = pytest.mark.slow  # subprocesses: every test here starts Python (or torchrun) anew
 
 STEPS, CHECKPOINT_EVERY = 60, 10
 

@@ -10,7 +10,7 @@ from lengthgen.evaluate import evaluate
 from lengthgen.experiment import build_experiment
 from lengthgen.positions import PolicySettings
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 PARITY = {"task": "sparse_parity", "lengths": [4, 10], "params": {"k_max": 4},
           "eval_params": {"k_max": 0}, "eval_grid": {"k": [1, 2, 4]}}

@@ -12,7 +12,7 @@ from lengthgen.analysis.ablation import EvalSetup, ablation_map, head_map, head_
 from lengthgen.analysis.attention import attention_difference, capture_patterns
 from lengthgen.analysis.stats import pearson, spearman
 from lengthgen.analysis.tracking import analyze_run, correlations, resolve_settings, select_checkpoints
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.data import build_spec, eval_examples, matched_eval_examples
 from lengthgen.errors import UserError
 from lengthgen.model import Decoder, Hooks, ModelConfig
@@ -24,7 +24,7 @@ from lengthgen.tasks import make_task
 from lengthgen.tasks.base import relabel
 from lengthgen.vocab import Vocab
 
-from conftest import tiny_config, train_tree
+from helpers import tiny_config, train_tree
 
 VOCAB = Vocab.default()
 LETTERS = "abcd"
@@ -208,6 +208,7 @@ def pair_run(tmp_path_factory):
     return train_pair(tmp_path_factory.mktemp("heads"), "pair")
 
 
+@pytest.mark.slow
 def test_tracking_over_checkpoints_is_reproducible(pair_run, tmp_path):
     settings = resolve_settings(pair_run.read_config(), n=8)
     assert (settings.main, settings.aux, settings.lengths) == ("copy", "reverse", (1, 2, 3, 4, 5, 6))
@@ -295,7 +296,8 @@ def test_heads_rule_reaches_every_verdict(related, control, fit, verdict):
 
 
 def test_heads_rule_needs_enough_checkpoints_and_seeds():
-    few = tracking_table({"related": [(UP[:3], SAME[:3])] * 3, "control": [(UP[:3], OPPOSITE[:3])] * 3}, steps=(1, 2, 3))
+    few = tracking_table({"related": [(UP[:3], SAME[:3])] * 3, "control": [(UP[:3], OPPOSITE[:3])] * 3},
+                         steps=(1, 2, 3))
     assert check_heads(few).status == "INCONCLUSIVE"
     flat = tracking_table({"related": [([0.2] * 5, SAME)] * 3, "control": [(UP, OPPOSITE)] * 3})
     assert not seed_table(flat)["counts"].iloc[0]  # a constant gap has no rank correlation
@@ -304,10 +306,11 @@ def test_heads_rule_needs_enough_checkpoints_and_seeds():
     assert check_heads(pd.DataFrame()).status == "INCONCLUSIVE"
 
 
+@pytest.mark.slow
 def test_b_heads_preset_runs_end_to_end(tmp_path):
     from lengthgen.presets import get_preset
-    from lengthgen.report import write_report
-    from lengthgen.sweep import SweepDir, run_sweep
+    from lengthgen.reports.report import write_report
+    from lengthgen.sweeps.run import SweepDir, run_sweep
 
     preset = get_preset("b-heads")
     cpu = preset.spec("cpu")
@@ -320,7 +323,7 @@ def test_b_heads_preset_runs_end_to_end(tmp_path):
     sweep.prepare(spec, force=False)
     (sweep.path / "preset.json").write_text(json.dumps({"name": "b-heads", "scale": "cpu"}))
     assert all(r.status == "done" for r in run_sweep(spec, sweep.path, workers=1, threads=1, quiet=True))
-    report = write_report(sweep.path).read_text()
+    report = write_report(sweep.path, preset=preset).read_text()
     assert "**Verdict: INCONCLUSIVE**" in report and "## Heads: maps, curves and correlations" in report
     tracking = pd.read_csv(sweep.path / "heads_tracking.csv")
     assert sorted(tracking["pair"].unique()) == ["control", "related"] and set(tracking["step"]) == {2, 4, 6, 8}

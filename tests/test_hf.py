@@ -7,8 +7,8 @@ import torch
 import transformers
 
 from lengthgen.errors import UserError
-from lengthgen.hf import export_llama, load_llama
 from lengthgen.model.config import ModelConfig
+from lengthgen.model.hf_export import export_llama, load_llama
 from lengthgen.model.transformer import Decoder
 
 VOCAB, MAX_POS = 50, 64

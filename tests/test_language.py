@@ -8,12 +8,12 @@ import string
 import numpy as np
 import pytest
 
-from lengthgen import corpus as corpora
-from lengthgen import corpus_sources as sources
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.data import build_spec, collate, collate_prompts, eval_examples
 from lengthgen.errors import UserError
 from lengthgen.positions import PolicySettings
+from lengthgen.tasks import corpus as corpora
+from lengthgen.tasks import corpus_sources as sources
 from lengthgen.tasks import make_task
 from lengthgen.vocab import Vocab
 

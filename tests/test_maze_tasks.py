@@ -1,7 +1,7 @@
 """Maze tasks against independent references: the prompt is parsed back into a graph and checked,
 the answers are recomputed here by BFS and by a recursive DFS with backtracking."""
 
-from collections import Counter, deque
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,30 +11,9 @@ from lengthgen.errors import UserError
 from lengthgen.tasks import TASKS, example_rng, make_task
 from lengthgen.vocab import Vocab
 
+from references import bfs_path, node_id, parse_prompt, reference_dfs
+
 NAMES = ("maze_shortest_path", "maze_dfs_trace")
-
-
-def node_id(token: str) -> int:
-    assert token.startswith("[") and token.endswith("]"), token
-    return int(token[1:-1])
-
-
-def parse_prompt(prompt):
-    """`[a]:[b][c];...[s]>[t]=` -> (ordered adjacency dict, s, t)."""
-    tokens = list(prompt)
-    assert tokens[-3] == ">" and tokens[-1] == "="
-    s, t = node_id(tokens[-4]), node_id(tokens[-2])
-    adjacency = {}
-    body = tokens[:-4]
-    i = 0
-    while i < len(body):
-        node = node_id(body[i])
-        assert body[i + 1] == ":"
-        j = body.index(";", i + 2)
-        assert node not in adjacency
-        adjacency[node] = [node_id(tok) for tok in body[i + 2 : j]]
-        i = j + 1
-    return adjacency, s, t
 
 
 def check_tree(adjacency, size, length):
@@ -57,39 +36,6 @@ def check_tree(adjacency, size, length):
                 seen.add(w)
                 todo.append(w)
     assert seen == set(nodes)  # connected with length-1 edges: a tree
-
-
-def bfs_path(adjacency, s, t):
-    prev = {s: None}
-    queue = deque([s])
-    while queue:
-        v = queue.popleft()
-        for w in adjacency[v]:
-            if w not in prev:
-                prev[w] = v
-                queue.append(w)
-    path = [t]
-    while path[-1] != s:
-        path.append(prev[path[-1]])
-    return path[::-1]
-
-
-def reference_dfs(adjacency, s, t):
-    trace = []
-
-    def visit(v, parent):
-        trace.append(v)
-        if v == t:
-            return True
-        for w in adjacency[v]:
-            if w != parent:
-                if visit(w, v):
-                    return True
-                trace.append(v)  # back from a dead end: the parent is written again
-        return False
-
-    assert visit(s, None)
-    return trace
 
 
 def check_walk(adjacency, walk, s, t):

@@ -125,7 +125,7 @@ def test_replacing_a_head_changes_only_that_head():
 
 
 def test_model_config_is_validated():
-    with pytest.raises(UserError, match="valid: alibi, fire, learned, nope, rope, sinusoidal"):
+    with pytest.raises(UserError, match=f"unknown encoding 't5'; valid: {', '.join(sorted(ENCODINGS))}$"):
         ModelConfig(encoding="t5")
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(d_model=30, heads=4)
@@ -148,3 +148,16 @@ def test_variants_and_tied_embeddings_train(norm, mlp):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("init_std", [0.02, 0.2])
+def test_every_matrix_starts_at_init_std_fire_mlp_included(init_std):
+    # FIRE's MLP is initialised like every other matrix (docs: model/encodings.py, FIRE), not with
+    # PyTorch's default (uniform with bound 1 for its 1-input first layer, std 0.58).
+    torch.manual_seed(0)
+    cfg = ModelConfig(layers=1, heads=4, d_model=32, d_ff=64, encoding="fire", fire_width=256, init_std=init_std)
+    model = Decoder(cfg, VOCAB, MAX_POS)
+    first, last = model.encoding.mlp[0].weight, model.encoding.mlp[2].weight
+    for weight in (first, last, model.blocks[0].attn.qkv.weight, model.embed.weight):
+        assert weight.mean().abs() < 0.2 * init_std
+        assert 0.85 * init_std < weight.std() < 1.15 * init_std

@@ -4,8 +4,15 @@ import pandas as pd
 import pytest
 
 from lengthgen.presets.coupling import METHOD_POINTS, PPC, TASK_POINTS, check_coupling, check_ppc
-from lengthgen.presets.sparsity import (FOUR_X, K_KEY, L_TRAIN, LOCALITY_POINTS, check_locality, check_sparsity,
-                                        sparsity_table)
+from lengthgen.presets.sparsity import (
+    FOUR_X,
+    K_KEY,
+    L_TRAIN,
+    LOCALITY_POINTS,
+    check_locality,
+    check_sparsity,
+    sparsity_table,
+)
 
 
 def results(points: list[tuple[dict, int, str, dict[int, float]]]) -> pd.DataFrame:
@@ -31,7 +38,8 @@ def sparsity_results(at_4x_by_k: dict[int, list[float]], fit: float = 1.0) -> pd
 
 
 def test_sparsity_passes_when_accuracy_falls_with_k_and_fails_when_it_does_not():
-    falling = {4: [1.0, 0.9, 0.7, 0.6], 6: [1.0, 1.0, 0.8, 0.7, 0.6, 0.5], 8: [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5]}
+    falling = {4: [1.0, 0.9, 0.7, 0.6], 6: [1.0, 1.0, 0.8, 0.7, 0.6, 0.5],
+               8: [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5]}
     verdict = check_sparsity(sparsity_results(falling))
     assert verdict.status == "PASS" and verdict.numbers["decreases"].all()
     assert verdict.numbers.loc[0, f"acc_at_{FOUR_X}_by_k"] == "1: 1.00, 2: 0.90, 3: 0.70, 4: 0.60"
@@ -98,7 +106,8 @@ def test_coupling_rule():
 
 def test_ppc_rule():
     tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
-             "variable_assignment": {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": "[1, 8]"}}  # as collect() writes lists
+             "variable_assignment": {"data.tasks.0.task": "variable_assignment",
+                                     "data.tasks.0.lengths": "[1, 8]"}}  # as collect() writes lists
     methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
                "rope": METHOD_POINTS["rope"]}
     train_max = {"copy": 10, "reverse": 10, "variable_assignment": 8}

@@ -8,24 +8,24 @@ import pytest
 import torch
 import yaml
 
-from lengthgen.aggregate import collect, summarize
-from lengthgen.checkpoint import find_checkpoint, load_weights
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.config import build_config
 from lengthgen.data import Batch, TaskMixture, collate, collate_prompts, eval_examples
 from lengthgen.decoding import NO_POSITION, greedy_decode, ppc_greedy_decode
 from lengthgen.errors import UserError
-from lengthgen.evaluate import (EvalRow, check_positions_fit, evaluate, score_ppc_greedy,
-                                score_ppc_teacher_forced)
+from lengthgen.evaluate import EvalRow, check_positions_fit, evaluate, score_ppc_greedy, score_ppc_teacher_forced
 from lengthgen.experiment import build_experiment
 from lengthgen.model import Decoder, KVCache, ModelConfig
 from lengthgen.positions import PolicySettings
-from lengthgen.rundir import EVAL_COLUMNS, RunDir
-from lengthgen.sweep import SweepDir, expand, parse_spec
+from lengthgen.reports.aggregate import collect, summarize
+from lengthgen.store.checkpoint import find_checkpoint, load_weights
+from lengthgen.store.rundir import EVAL_COLUMNS, RunDir
+from lengthgen.sweeps.run import SweepDir
+from lengthgen.sweeps.spec import expand, parse_spec
 from lengthgen.train import answer_loss, ppc_loss, run_training
 from lengthgen.vocab import Vocab
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 MAX_POS = 32
 VOCAB = Vocab.default()
@@ -161,7 +161,8 @@ def test_loss_adds_the_weighted_position_term(task, policy):
     torch.testing.assert_close(total, token + 2.5 * position)
     # The position term is the mean CE of the next token's ID over the answer + <eos> targets.
     _, position_logits = model(batch.tokens, batch.position_ids, return_positions=True)
-    expected = torch.nn.functional.cross_entropy(position_logits[batch.loss_mask], batch.position_targets[batch.loss_mask])
+    expected = torch.nn.functional.cross_entropy(position_logits[batch.loss_mask],
+                                                 batch.position_targets[batch.loss_mask])
     torch.testing.assert_close(position, expected)
     total.backward()
     assert model.position_head.weight.grad.abs().sum() > 0
@@ -226,6 +227,7 @@ def ppc_run(tmp_path_factory):
     return RunDir(root / "runs" / "ppc")
 
 
+@pytest.mark.slow
 def test_cli_training_lowers_both_losses_and_writes_position_accuracy(ppc_run):
     records = [json.loads(line) for line in (ppc_run.path / "metrics.jsonl").read_text().splitlines()]
     first, last = records[0], records[-1]
@@ -366,7 +368,7 @@ def test_tasks_without_coupled_ids_are_refused():
 
 
 def test_export_refuses_the_position_head(tmp_path):
-    from lengthgen.hf import export_llama
+    from lengthgen.model.hf_export import export_llama
 
     with pytest.raises(UserError, match="position head"):
         export_llama(noisy_model(), tmp_path / "hf")

@@ -13,12 +13,12 @@ import yaml
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.errors import UserError
 from lengthgen.model.config import ModelConfig
 from lengthgen.model.hooks import Hooks
-from lengthgen.pretrained import NEW_ROW_NOISE, PretrainedLM, load_hf_model, load_tokenizer, resolve_source
-from lengthgen.pretrained_tokens import digit_report, map_by_tokenizer
+from lengthgen.model.pretrained import NEW_ROW_NOISE, PretrainedLM, load_hf_model, load_tokenizer, resolve_source
+from lengthgen.model.pretrained_tokens import digit_report, map_by_tokenizer
 from lengthgen.vocab import Vocab
 
 LLAMA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -123,7 +123,7 @@ def test_random_init_is_the_same_architecture_with_other_weights(tiny_hf):
 
 
 def test_an_exported_lengthgen_model_maps_one_to_one(tmp_path):
-    from lengthgen.hf import export_llama
+    from lengthgen.model.hf_export import export_llama
     from lengthgen.model.transformer import Decoder
 
     vocab = Vocab.default()
@@ -145,9 +145,9 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-TINY_RUN = ["train.steps=4", "train.checkpoint_every=2", "train.eval_every=2", "train.log_every=2", "train.lr=1e-3", "train.threads=2",
-            "train.precision=float32", "data.batch_size=8", "data.tasks.0.lengths=[1,4]", "eval.lengths=[2,6]",
-            "eval.n=8"]
+TINY_RUN = ["train.steps=4", "train.checkpoint_every=2", "train.eval_every=2", "train.log_every=2", "train.lr=1e-3",
+            "train.threads=2", "train.precision=float32", "data.batch_size=8", "data.tasks.0.lengths=[1,4]",
+            "eval.lengths=[2,6]", "eval.n=8"]
 
 
 def test_finetune_then_eval_resume_and_random_init_through_the_cli(capsys, tiny_hf, tmp_path):
@@ -455,6 +455,7 @@ def _preset_lengths():
     return sorted(set(out))
 
 
+@pytest.mark.slow
 def test_the_rule_is_digit_by_digit_at_every_length_b_pretrained_uses(tiny_hf):
     """For every task and length of b-pretrained (train and eval): the model ids of a sequence are the
     concatenation of its tokens' ids, they round-trip, and they are what the model is fed."""
@@ -513,7 +514,7 @@ def test_b_pretrained_check_rule(kwargs, verdict):
 def test_paper_scale_reads_the_checkpoint_list(tiny_hf, tmp_path, monkeypatch):
     from lengthgen.presets import get_preset
     from lengthgen.presets.pretrained import SERIES_ENV
-    from lengthgen.sweep import expand
+    from lengthgen.sweeps.spec import expand
 
     preset = get_preset("b-pretrained")
     monkeypatch.delenv(SERIES_ENV, raising=False)
@@ -536,6 +537,7 @@ def test_paper_scale_reads_the_checkpoint_list(tiny_hf, tmp_path, monkeypatch):
     assert {p.config.model.init for p in plans} == {"pretrained", "random"}
 
 
+@pytest.mark.slow
 def test_b_pretrained_cpu_preset_runs_end_to_end(capsys, tmp_path, monkeypatch):
     """`lengthgen repro b-pretrained` with every size shrunk: pretraining, export, fine-tunes, report;
     a second call reuses the pretraining and the exports."""

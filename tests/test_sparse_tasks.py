@@ -8,30 +8,10 @@ import pytest
 from lengthgen.errors import UserError
 from lengthgen.tasks import TASKS, example_rng, make_task
 
+from references import parse_marked, ref_marked_sum, ref_offset_parity
+
 LENGTHS = [1, 2, 5, 13, 40]
 SEEDS = [0, 1, 2]
-
-
-def parse_marked(prompt: str) -> tuple[list[int], list[int]]:
-    """Independent parser: item values (letters A=0, B=1, ... or digits) and marked indices."""
-    assert prompt.endswith("=") and prompt.count("=") == 1
-    values, marked = [], []
-    for i, ch in enumerate(prompt[:-1]):
-        if ch.isdigit():
-            values.append(int(ch))
-        else:
-            assert "A" <= ch <= "Z", ch
-            values.append(ord(ch) - ord("A"))
-            marked.append(i)
-    return values, marked
-
-
-def ref_marked_sum(prompt: str, modulus: int) -> str:
-    values, marked = parse_marked(prompt)
-    total = 0
-    for i in marked:
-        total += values[i]
-    return str(total % modulus)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -148,13 +128,6 @@ def test_short_lengths_are_clear_errors():
 def test_bad_parameters(name, params, match):
     with pytest.raises(UserError, match=match):
         make_task(name, params)
-
-
-def ref_offset_parity(bits: str, dependency: str, offsets) -> str:
-    """XOR by counting ones among the source bits, located from the end or the halves."""
-    n = len(bits)
-    chosen = [bits[-o] for o in offsets] if dependency == "local" else [bits[0], bits[n // 2]]
-    return "1" if chosen.count("1") % 2 else "0"
 
 
 @pytest.mark.parametrize("seed", SEEDS)

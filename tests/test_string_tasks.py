@@ -10,19 +10,13 @@ import torch
 from lengthgen import evaluate as evaluate_module
 from lengthgen.data import collate
 from lengthgen.errors import UserError
-from lengthgen.tasks import TASKS, example_rng, make_task
+from lengthgen.tasks import make_task
 from lengthgen.vocab import Vocab
+
+from references import parse_mqar
 
 LENGTHS = [1, 2, 7, 30]
 SEEDS = [0, 1, 2]
-
-
-def parse_mqar(prompt: str, separator: bool = True) -> tuple[list[tuple[str, str]], str]:
-    """Independent parser: `k1v1k2v2...|q1q2...=` (no `=` without the separator) -> ([(k, v), ...], queries)."""
-    assert prompt.endswith("=") == separator and prompt.count("|") == 1
-    body, queries = (prompt[:-1] if separator else prompt).split("|")
-    assert len(body) % 2 == 0
-    return [(body[i], body[i + 1]) for i in range(0, len(body), 2)], queries
 
 
 @pytest.mark.parametrize("length", LENGTHS)
@@ -146,7 +140,8 @@ def test_mqar_length_limits_name_the_valid_range():
     ("mqar", {"num_queries": -1}, r"num_queries must be in 0\.\.52"),
     ("mqar", {"num_queries": 53}, r"num_queries must be in 0\.\.52"),
     ("mqar", {"num_queries": "3"}, "must be int"),
-    ("mqar", {"keys": "ab"}, "no parameter 'keys'; valid: eos_in_loss, key_alphabet, num_queries, separator, value_alphabet"),
+    ("mqar", {"keys": "ab"},
+     "no parameter 'keys'; valid: eos_in_loss, key_alphabet, num_queries, separator, value_alphabet"),
     ("swapcase", {"alphabet": "ab="}, "alphabet"),
     ("swapcase_reverse", {"alphabet": "aa"}, "alphabet"),
     ("swapcase", {"alphabet": "aß"}, "swapcase to one character"),

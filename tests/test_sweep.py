@@ -14,12 +14,13 @@ import pytest
 import torch
 import yaml
 
-from lengthgen.cli import main
+from lengthgen.cli.main import main
 from lengthgen.errors import UserError
-from lengthgen.executors import EXECUTORS, Job, execute_job, ray_resources
-from lengthgen.report import write_report
-from lengthgen.reuse import finished_runs, fingerprint
-from lengthgen.sweep import SweepDir, _execution_order, expand, load_spec, parse_spec, run_sweep
+from lengthgen.reports.report import write_report
+from lengthgen.sweeps.executors import EXECUTORS, Job, execute_job, ray_resources
+from lengthgen.sweeps.reuse import fingerprint, finished_runs
+from lengthgen.sweeps.run import SweepDir, _execution_order, run_sweep
+from lengthgen.sweeps.spec import expand, load_spec, parse_spec
 
 SPEC = {
     "name": "tiny",
@@ -54,6 +55,7 @@ def finished(tmp_path_factory):
     return root / "tiny", results
 
 
+@pytest.mark.slow
 def test_sweep_runs_aggregates_plots_and_reports(finished):
     path, results = finished
     assert sorted(r.name for r in results) == [f"encoding={e}__seed{s}" for e in ("nope", "rope") for s in (0, 1)]
@@ -81,6 +83,7 @@ def test_rerun_does_no_work(finished):
     assert before == {p: p.stat().st_mtime_ns for p in path.glob("runs/*/eval.csv")}
 
 
+@pytest.mark.slow
 def test_runs_with_the_same_config_are_copied_from_another_sweep(finished, tmp_path, capsys):
     """A second sweep sharing the `rope` point trains only its new `alibi` runs; the copies keep
     the original results, name their source in reused.json and in the report, and `--no-reuse`
@@ -91,7 +94,8 @@ def test_runs_with_the_same_config_are_copied_from_another_sweep(finished, tmp_p
                         reuse=[path.parent])
     assert sorted(r.name for r in results) == ["encoding=alibi__seed0", "encoding=alibi__seed1"]
     for seed in (0, 1):
-        copy, source = tmp_path / "other" / "runs" / f"encoding=rope__seed{seed}", path / "runs" / f"encoding=rope__seed{seed}"
+        copy = tmp_path / "other" / "runs" / f"encoding=rope__seed{seed}"
+        source = path / "runs" / f"encoding=rope__seed{seed}"
         assert (copy / "eval.csv").read_text() == (source / "eval.csv").read_text()
         assert json.loads((copy / "reused.json").read_text())["source"] == str(source.resolve())
         assert yaml.safe_load((copy / "config.yaml").read_text())["name"] == f"encoding=rope__seed{seed}"
@@ -117,6 +121,7 @@ def test_runs_with_the_same_config_are_copied_from_another_sweep(finished, tmp_p
     assert not list((tmp_path / "cli" / "other" / "runs").glob("*/reused.json"))
 
 
+@pytest.mark.slow
 def test_a_repeated_experiment_in_one_sweep_is_trained_once(tmp_path):
     """The main task alone, named through two groups, is one experiment: one run trains, the other
     is copied from it; a config spelling the same tasks out has the same fingerprint."""
@@ -134,7 +139,8 @@ def test_a_repeated_experiment_in_one_sweep_is_trained_once(tmp_path):
     spelled = parse_spec({**tree, "points": [], "base": {**tree["base"], "data": {
         "tasks": [{"task": "reverse_add", "lengths": [1, 3]}], "batch_size": 16}}})
     assert fingerprint(plans[0].config) == fingerprint(plans[1].config) == fingerprint(expand(spelled)[0].config)
-    with_aux = parse_spec({**tree, "points": [], "base": {**tree["base"], "data": {**tree["base"]["data"], "aux": True}}})
+    with_aux = parse_spec({**tree, "points": [], "base": {**tree["base"],
+                                                          "data": {**tree["base"]["data"], "aux": True}}})
     assert fingerprint(expand(with_aux)[0].config) != fingerprint(plans[0].config)
 
 
@@ -144,6 +150,7 @@ def _progress(runs: Path) -> int:
     return lines + 10 * len(list(runs.glob("*/done.json")))
 
 
+@pytest.mark.slow
 def test_sweep_killed_three_times_loses_and_duplicates_nothing(finished, tmp_path, monkeypatch):
     """SIGKILL the whole sweep (process group) three times at random moments, then complete it:
     finished runs are never redone, and the table equals the uninterrupted sweep's row for row."""
@@ -213,6 +220,7 @@ LONG = {**SPEC, "base": {**SPEC["base"], "train": {**SPEC["base"]["train"], "ste
                                                     "checkpoint_every": 100}}}
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_sweep_stops_its_workers_and_records_the_session(tmp_path):
     """A scheduler's SIGTERM reaches the sweep process only: it must stop its workers (not leave
     them training unowned), record the interrupted session, and say how to resume."""
@@ -232,6 +240,7 @@ def test_sigterm_to_a_sweep_stops_its_workers_and_records_the_session(tmp_path):
     assert not session["completed"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_at_once_and_it_resumes(tmp_path):
     spec = spec_file(tmp_path, LONG)
     # A shell starts background jobs with SIGINT ignored, and children inherit that; a terminal's
@@ -276,6 +285,7 @@ def test_ray_reserves_a_gpu_per_cuda_run():
         ray_resources(job("cuda"), cluster_gpus=0)
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_table(finished, tmp_path):
     import ray  # an optional extra for users; [dev] installs it, so the test never skips
     path, _ = finished
@@ -300,6 +310,7 @@ def test_python_spec_and_expansion(tmp_path):
     assert plans[1].config.seed.model == plans[1].config.seed.data == 1
 
 
+@pytest.mark.slow
 def test_runs_go_seed_by_seed_after_the_ones_to_resume(tmp_path):
     """A sweep stopped early should have covered every grid point once, not a few points fully."""
     plans = expand(parse_spec(SPEC))

@@ -5,15 +5,16 @@ import json
 import pytest
 import torch
 
-from lengthgen.checkpoint import checkpoint_dirs
 from lengthgen.config import TrainConfig, build_config
 from lengthgen.errors import UserError
 from lengthgen.evaluate import evaluate
 from lengthgen.experiment import build_experiment
-from lengthgen.rundir import EVAL_COLUMNS, RunDir
-from lengthgen.train import SCHEDULES, Trainer, run_training
+from lengthgen.schedules import SCHEDULES
+from lengthgen.store.checkpoint import checkpoint_dirs
+from lengthgen.store.rundir import EVAL_COLUMNS, RunDir
+from lengthgen.train import Trainer, run_training
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def train(tmp_path, name, **sections):
@@ -99,6 +100,7 @@ def test_run_directory_holds_everything(tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in (run.path / "tb").iterdir())
 
 
+@pytest.mark.slow
 def test_teacher_forced_equals_greedy(trained_copy):
     exp, _ = trained_copy
     kwargs = dict(n=64, eval_seed=7, policy="consecutive", settings=exp.cfg.positions.settings(),
@@ -140,7 +142,7 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     exp = build_experiment(cfg)
     run_training(exp, run, resume=True, quiet=True)
     reference = build_experiment(cfg)
-    from lengthgen.checkpoint import load_weights
+    from lengthgen.store.checkpoint import load_weights
 
     load_weights(reference.model, checkpoint_dirs(whole.checkpoint_root)[-1])
     for (name, p), q in zip(exp.model.named_parameters(), reference.model.parameters()):
@@ -177,7 +179,8 @@ def test_schedules():
 
 def test_task_mixture_and_other_policies_train(tmp_path):
     sections = {
-        "data": {"tasks": [{"task": "copy", "lengths": [1, 4]}, {"task": "reverse_add", "lengths": [1, 3], "weight": 2}],
+        "data": {"tasks": [{"task": "copy", "lengths": [1, 4]},
+                           {"task": "reverse_add", "lengths": [1, 3], "weight": 2}],
                  "batch_size": 16},
         "positions": {"train": "random_offset", "eval": "consecutive", "max_position": 64},
         "model": {"layers": 1, "heads": 2, "d_model": 16, "d_ff": 32, "encoding": "learned"},

@@ -12,10 +12,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError
+from .errors import UserError, choices_error
 from .model.config import ModelConfig
-from .positions import POLICIES, PolicySettings
-
+from .model.encodings import Encoding
+from .model.plugins import ENCODINGS
+from .positions import COUPLED_POLICIES, POLICIES, PolicySettings
+from .schedules import SCHEDULES
+from .tasks.groups import GROUPS
 
 # Upper bounds far beyond this bench's scale, so a typo (an extra digit or three) is a config
 # error instead of an allocation of terabytes halfway through a run.
@@ -94,9 +97,6 @@ class DataConfig(Strict):
         if self.batch_size % self.shards:
             raise ValueError(f"data.batch_size ({self.batch_size}) must be divisible by data.shards ({self.shards})")
         if self.group is not None:
-            from .tasks.groups import GROUPS
-            from .errors import choices_error
-
             if self.group not in GROUPS:
                 raise choices_error("task group", self.group, GROUPS)
             if self.tasks:
@@ -114,8 +114,6 @@ class DataConfig(Strict):
         """The mixture's tasks: the group's when a group is named."""
         if self.group is None:
             return self.tasks
-        from .tasks.groups import GROUPS
-
         tasks = GROUPS[self.group].tasks
         maxima = self.group_max or [hi for _, _, hi in tasks]
         entries = [TaskEntry(task=t, lengths=(lo, hi)) for (t, lo, _), hi in zip(tasks, maxima)]
@@ -156,8 +154,6 @@ class TrainConfig(Strict):
     @field_validator("schedule")
     @classmethod
     def _known_schedule(cls, name: str) -> str:
-        from .train import SCHEDULES  # deferred: the trainer imports this module
-
         if name not in SCHEDULES:
             raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}")
         return name
@@ -234,9 +230,6 @@ class ExperimentConfig(Strict):
         greedy decoding with predicted IDs unless eval.mode is set explicitly."""
         if not self.model.position_head:
             return self
-        from .model.encodings import ENCODINGS, Encoding
-        from .positions import COUPLED_POLICIES
-
         arch = getattr(self.model, "arch", "transformer")
         if arch != "transformer":
             raise ValueError(f"model.position_head (PPC) is only supported by the transformer, not model.arch {arch!r}")

@@ -24,11 +24,11 @@ import torch
 from . import distributed
 from .data import TaskSpec, collate, collate_prompts, eval_examples
 from .decoding import greedy_decode, ppc_greedy_decode
+from .errors import UserError
 from .model.transformer import Decoder
 from .positions import PolicySettings
 from .runtime import autocast
 from .tasks.base import Example
-from .errors import UserError
 from .vocab import Vocab
 
 
@@ -89,7 +89,8 @@ def has_position_head(model) -> bool:
     return getattr(model, "position_head", None) is not None
 
 
-def score_ppc_teacher_forced(model: Decoder, examples: list[Example], vocab: Vocab, device, precision) -> PositionScores:
+def score_ppc_teacher_forced(model: Decoder, examples: list[Example], vocab: Vocab, device,
+                             precision) -> PositionScores:
     """Argmax token and ID at every answer position given the true prefix at the true IDs; an
     example is exact only if all its tokens and all its fed-back IDs are right."""
     batch = collate(examples, vocab).to(device)
@@ -137,7 +138,8 @@ def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int
             continue
         longest = max(usable)
         # The whole evaluation set: answer lengths vary (maze traces), so a sample could miss the top.
-        top = max(int(ex.positions.as_array().max()) for ex in eval_examples(spec, longest, n, eval_seed, policy, settings))
+        top = max(int(ex.positions.as_array().max())
+                  for ex in eval_examples(spec, longest, n, eval_seed, policy, settings))
         if encoding.bounded and top >= encoding.max_position:
             raise UserError(
                 f"evaluating {spec.name} at length {longest} needs position ID {top}, but the {encoding.name} "

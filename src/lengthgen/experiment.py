@@ -10,7 +10,7 @@ import torch
 from .config import ExperimentConfig
 from .data import TaskMixture, TaskSpec, build_spec
 from .errors import UserError
-from .model.architectures import build_model
+from .model.plugins import build_model
 from .model.transformer import Decoder
 from .runtime import resolve_device, resolve_precision
 from .vocab import Vocab

@@ -1,4 +1,5 @@
-"""The trainer: AdamW, learning-rate schedules, loss on answer + <eos>, evaluation, checkpoints."""
+"""The trainer: AdamW under a learning-rate schedule (lengthgen.schedules), loss on answer + <eos>,
+evaluation, checkpoints."""
 
 from __future__ import annotations
 
@@ -6,65 +7,32 @@ import contextlib
 import math
 import sys
 import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import (Loaded, apply_checkpoint, apply_trainer_state, checkpoint_dirs, checkpoint_step,
-                         clean_leftovers, estimate_checkpoint_bytes, newest_good_checkpoint, save_checkpoint)
 from .config import TrainConfig
 from .data import Batch, batch_rng, collate, length_groups
 from .errors import UserError
 from .evaluate import EvalRow, check_positions_fit, evaluate, format_table
 from .experiment import Experiment
-from .fileio import atomic_write_text, check_free_space, check_writable, describe_os_error, exclusive_lock
 from .runtime import autocast, set_threads
-from .registry import Registry
-from .rundir import LOCK_NAME, RunDir
-
-# A schedule is a learning-rate multiplier as a function of (step, train config).
-Schedule = Callable[[int, TrainConfig], float]
-SCHEDULES = Registry("schedule")
-register_schedule = SCHEDULES.register
-
-
-def warmup_steps(cfg: TrainConfig) -> int:
-    """Warmup length: a fraction of the run if < 1, else a step count."""
-    return int(cfg.warmup * cfg.steps) if cfg.warmup < 1 else int(cfg.warmup)
-
-
-def _cosine(progress: float, floor: float) -> float:
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-
-
-@register_schedule("constant")
-def constant(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then constant."""
-    return min(1.0, (step + 1) / max(1, warmup_steps(cfg)))
-
-
-@register_schedule("cosine")
-def cosine(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio at the last step."""
-    warm = warmup_steps(cfg)
-    if step < warm:
-        return (step + 1) / warm
-    return _cosine((step - warm) / max(1, cfg.steps - warm), cfg.min_lr_ratio)
-
-
-@register_schedule("wsd")
-def warmup_stable_decay(step: int, cfg: TrainConfig) -> float:
-    """Warmup, constant, then cosine decay over the last `decay` fraction (Paper B's schedule)."""
-    warm = warmup_steps(cfg)
-    decay_start = cfg.steps - int(cfg.decay * cfg.steps)
-    if step < warm:
-        return (step + 1) / warm
-    if step < decay_start:
-        return 1.0
-    return _cosine((step - decay_start) / max(1, cfg.steps - decay_start), cfg.min_lr_ratio)
+from .schedules import SCHEDULES
+from .store.checkpoint import (
+    Loaded,
+    apply_checkpoint,
+    apply_trainer_state,
+    checkpoint_dirs,
+    checkpoint_step,
+    clean_leftovers,
+    estimate_checkpoint_bytes,
+    newest_good_checkpoint,
+    save_checkpoint,
+)
+from .store.fileio import atomic_write_text, check_free_space, check_writable, describe_os_error, exclusive_lock
+from .store.rundir import LOCK_NAME, RunDir
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
@@ -262,7 +230,8 @@ class Trainer:
                     (loss * (share * world)).backward()
                 reported = reported + torch.stack(
                     [loss, token_loss, position_loss] if self.ppc else [loss]).detach() * share
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                       tc.grad_clip if tc.grad_clip > 0 else math.inf)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()

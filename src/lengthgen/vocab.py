@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import UserError
-from .fileio import atomic_write_text
+from .store.fileio import atomic_write_text
 
 PAD, BOS, EOS, SEP = "<pad>", "<bos>", "<eos>", "<sep>"
 SPECIALS = (PAD, BOS, EOS, SEP)

@@ -91,7 +91,7 @@ def attention_difference(model, spec: TaskSpec, other: TaskSpec, lengths: list[i
         first, second = matched_eval_examples(spec, other, length, setup.n, setup.eval_seed, setup.policy,
                                               setup.settings)
         diff = pattern_difference(model, first, second, setup, span_fn)
-        for (layer, head), value in zip(((l, h) for l in range(diff.shape[0]) for h in range(diff.shape[1])),
+        for (layer, head), value in zip(((lyr, h) for lyr in range(diff.shape[0]) for h in range(diff.shape[1])),
                                         diff.flatten().tolist()):
             rows.append({"step": step, "length": length, "layer": layer, "head": head, "diff": value})
     model.train(was_training)

@@ -25,11 +25,17 @@ import pandas as pd
 import torch
 
 from ..config import MAX_COUNT
+from ..data import eval_examples
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..experiment import build_experiment
 from ..model.hooks import Hooks
-from ..rundir import RunDir
+from ..optional import pyplot
+from ..reports.plots import save_figure
 from ..runtime import autocast
+from ..store.checkpoint import checkpoint_step, find_checkpoint, load_weights
+from ..store.fileio import atomic_write_text
+from ..store.rundir import RunDir
+from ..vocab import Vocab
 from .dependency import RANKINGS, Scorer, analyse_window, gain_by_bin
 
 CONTEXT_DIR = "context"
@@ -230,11 +236,6 @@ def analyze_run(run: RunDir, settings: ContextSettings, device: str | None = Non
     results made with the same settings and checkpoint unless `force`."""
     from tqdm import tqdm
 
-    from ..checkpoint import checkpoint_step, find_checkpoint, load_weights
-    from ..data import eval_examples
-    from ..experiment import build_experiment
-    from ..vocab import Vocab
-
     cfg = run.read_config()
     length = train_length(cfg)
     checkpoint = find_checkpoint(run.checkpoint_root, settings.step)
@@ -285,9 +286,7 @@ def write_results(results: ContextResults, record: dict, title: str = "") -> Non
 
 def plot_loss_by_position(panels: dict[str, pd.DataFrame], length: int, path: Path) -> Path:
     """Mean loss per position with full context (solid) and truncated to L (dashed), one color per panel."""
-    from ..plots import _pyplot, save_figure
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.6, 3.8), dpi=120)
     for i, (name, table) in enumerate(panels.items()):
         ax.plot(table["position"], table["loss_full"], color=f"C{i}", linewidth=1, label=f"{name}: full context")
@@ -304,9 +303,7 @@ def plot_loss_by_position(panels: dict[str, pd.DataFrame], length: int, path: Pa
 
 def plot_gain_by_k(panels: dict[str, pd.DataFrame], path: Path) -> Path:
     """Per panel: share of analysed tokens and share of their gain in each sparsity bin of k."""
-    from ..plots import _pyplot, save_figure
-
-    plt = _pyplot()
+    plt = pyplot()
     ncols = max(1, min(3, len(panels)))
     nrows = -(-max(1, len(panels)) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), dpi=110, squeeze=False)

@@ -33,12 +33,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..aggregate import generalization_gap
-from ..checkpoint import checkpoint_dirs, checkpoint_step, find_checkpoint, load_weights
 from ..config import MAX_COUNT
 from ..errors import UserError
-from ..fileio import atomic_write_text
-from ..rundir import RunDir
+from ..experiment import build_experiment
+from ..reports.aggregate import generalization_gap
+from ..reports.plots import plot_heatmaps, plot_tracking
+from ..store.checkpoint import checkpoint_dirs, checkpoint_step, find_checkpoint, load_weights
+from ..store.fileio import atomic_write_text
+from ..store.rundir import RunDir
+from ..vocab import Vocab
 from .ablation import ABLATIONS, REF_N, EvalSetup, ablation_map, check_hooked, head_map
 from .attention import SPANS, attention_difference
 from .stats import pearson, spearman
@@ -147,9 +150,11 @@ def tracking_row(step: int, baseline: pd.DataFrame, maps: pd.DataFrame, attentio
     inside = {"map_distance_in": maps[maps["length"] <= maxima[main]],
               "attention_diff_in": attention[attention["length"] <= maxima[main]]}
     return {"step": step, "gap": gap, "map_distance": _map_distance(maps, main, aux),
-            "attention_diff": _attention_diff(attention), "map_distance_in": _map_distance(inside["map_distance_in"], main, aux),
+            "attention_diff": _attention_diff(attention),
+            "map_distance_in": _map_distance(inside["map_distance_in"], main, aux),
             "attention_diff_in": _attention_diff(inside["attention_diff_in"]),
-            "main_fit": _band_mean(baseline, main, 0, maxima[main]), "aux_fit": _band_mean(baseline, aux, 0, maxima[aux]),
+            "main_fit": _band_mean(baseline, main, 0, maxima[main]),
+            "aux_fit": _band_mean(baseline, aux, 0, maxima[aux]),
             "main_band": _band_mean(baseline, main, maxima[main], maxima[aux])}
 
 
@@ -183,9 +188,6 @@ def analyze_run(run: RunDir, settings: HeadSettings, steps: list[int], device: s
                 force: bool = False) -> HeadResults:
     """Analyse the run at every step in `steps` (see the module docstring); reuses stored results
     made with the same settings and checkpoints unless `force`."""
-    from ..experiment import build_experiment  # deferred: builds models, heavier than the rest
-    from ..vocab import Vocab
-
     out = run.path / HEADS_DIR
     cached = None if force else _cached(out, settings, steps)
     if cached is not None:
@@ -241,14 +243,13 @@ def maps_over_steps(maps: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def plot_results(results: HeadResults, settings: HeadSettings, title: str = "") -> None:
     """curves.png (gap, map distance, attention difference vs step), maps.png, maps_steps.png."""
-    from ..plots import plot_heatmaps, plot_tracking
-
     out, maps = results.path, results.maps
     plot_tracking({title or "run": results.tracking}, out / "curves.png",
                   f"{settings.main} vs {settings.aux}: gap, map distance, attention difference")
     if maps.empty:
         return
-    plot_heatmaps(final_maps(maps, [settings.main, settings.aux]), out / "maps.png", f"exact-match drop per head ({settings.kind} ablation)")
+    plot_heatmaps(final_maps(maps, [settings.main, settings.aux]), out / "maps.png",
+                  f"exact-match drop per head ({settings.kind} ablation)")
     plot_heatmaps({task: maps_over_steps(maps, task) for task in (settings.main, settings.aux)},
                   out / "maps_steps.png", "exact-match drop per head (rows) at each checkpoint (columns)")
 

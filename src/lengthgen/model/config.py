@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..errors import choices_error
+from .plugins import ARCHITECTURES, ENCODINGS
+
 # Far beyond any model this bench builds; a mistyped size fails validation instead of asking torch
 # for more memory than exists (or for a size it cannot even represent).
 MAX_SIZE = 1 << 20
@@ -14,7 +17,7 @@ MAX_SIZE = 1 << 20
 class ModelConfig(BaseModel):
     """Llama-style decoder by default (RMSNorm, SwiGLU, no biases).
 
-    `arch` picks the model class from `model.architectures.ARCHITECTURES`. The knobs from
+    `arch` picks the model class from `model.plugins.ARCHITECTURES`. The knobs from
     `layers` to `init_std` configure the "transformer"; `tuple_size`, `window` and `hidden`
     configure the "sparse_attention" idealized model (which also uses `d_model` as its
     embedding and value width and ignores the rest, position encoding included); `path` and
@@ -50,7 +53,7 @@ class ModelConfig(BaseModel):
     # sparse_attention: hidden width of the score and value MLPs and rank of the query match.
     hidden: int = Field(64, le=MAX_SIZE)
     # pretrained: a local Hugging Face causal LM (directory with config.json + weights, or a .gguf
-    # file, or an alias such as smollm2); the architecture comes from there (lengthgen.pretrained).
+    # file, or an alias such as smollm2); the architecture comes from there (lengthgen.model.pretrained).
     path: str | None = None
     # pretrained: start from the checkpoint's weights, or from a random initialisation of the same
     # architecture (seeded by seed.model): the control for what pretraining contributes.
@@ -58,10 +61,6 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
-        from .encodings import ENCODINGS  # deferred: encodings import this module
-        from ..errors import choices_error
-        from .architectures import ARCHITECTURES  # deferred: the models import this module
-
         model_cls = ARCHITECTURES.lookup(self.arch)  # UserError naming the valid architectures
         own_check = getattr(model_cls, "check_config", None)
         if own_check is not None:

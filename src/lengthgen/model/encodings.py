@@ -18,19 +18,7 @@ from torch import nn
 
 from ..errors import UserError
 from .config import ModelConfig
-
-ENCODINGS: dict[str, type["Encoding"]] = {}
-
-
-def register_encoding(name: str):
-    """Class decorator: make an encoding available by name."""
-
-    def wrap(cls):
-        cls.name = name
-        ENCODINGS[name] = cls
-        return cls
-
-    return wrap
+from .plugins import register_encoding
 
 
 class Encoding(nn.Module):
@@ -143,7 +131,8 @@ class FIRE(Encoding):
     """Functional interpolation for relative positions (Li et al. 2024).
 
     bias = MLP(log(c*d + 1) / log(c*max(q, L) + 1)) per head, with learnable c and L; one
-    instance shared by all layers [ours: the paper uses one per layer].
+    instance shared by all layers [ours: the paper uses one per layer]. The MLP's weights start
+    N(0, model.init_std) like every matrix of the decoder [ours], so the bias starts near zero.
     """
 
     def __init__(self, cfg, max_position):
@@ -158,3 +147,20 @@ class FIRE(Encoding):
         scale = torch.maximum(q_ids.to(torch.float32), self.threshold.abs())[:, None, :, None]
         x = torch.log(c * dist + 1) / torch.log(c * scale + 1)
         return self.mlp(x.squeeze(1)[..., None]).permute(0, 3, 1, 2)
+
+
+@register_encoding("kerple_log")
+class KerpleLog(Encoding):
+    """KERPLE-log (Chi et al. 2022): bias = -r1 * log(1 + r2 * |q - k|), r1, r2 > 0 per head.
+
+    Both start at softplus(0) = 0.69 and stay positive through a softplus [ours: the paper clamps].
+    """
+
+    def __init__(self, cfg, max_position):
+        super().__init__(cfg, max_position)
+        self.raw_r1 = nn.Parameter(torch.zeros(1, cfg.heads, 1, 1))
+        self.raw_r2 = nn.Parameter(torch.zeros(1, cfg.heads, 1, 1))
+
+    def bias(self, q_ids, k_ids):
+        r1, r2 = nn.functional.softplus(self.raw_r1), nn.functional.softplus(self.raw_r2)
+        return -r1 * torch.log1p(r2 * _distance(q_ids, k_ids).abs())

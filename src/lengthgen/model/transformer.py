@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .encodings import ENCODINGS
 from .hooks import Hooks
+from .plugins import ENCODINGS, register_architecture
 
 
 class RMSNorm(nn.Module):
@@ -172,6 +172,7 @@ class Block(nn.Module):
         return x
 
 
+@register_architecture("transformer")
 class Decoder(nn.Module):
     """Token embedding + positional encoding plug-in + blocks + final norm + LM head."""
 
@@ -197,9 +198,10 @@ class Decoder(nn.Module):
             nn.init.normal_(self.position_head.weight, std=cfg.init_std)
 
     def _init(self, module):
+        # Every matrix, the encodings' own included (FIRE's MLP, learned position rows), starts
+        # N(0, init_std); biases keep PyTorch's default.
         if isinstance(module, (nn.Linear, nn.Embedding)) and module.weight.dim() == 2:
-            if module is not getattr(self.encoding, "mlp", None):
-                nn.init.normal_(module.weight, std=self.cfg.init_std)
+            nn.init.normal_(module.weight, std=self.cfg.init_std)
 
     def _use_math(self, x: torch.Tensor) -> bool:
         if self.cfg.attention != "auto":

@@ -1,119 +1,24 @@
-"""Presets: one per paper claim, each a sweep at CPU and paper scale plus a pass/fail check.
+"""Presets: one per paper claim, each a sweep at CPU and paper scale plus a PASS/FAIL check.
 
-A preset module registers `Preset` objects; `lengthgen repro NAME` runs the sweep, aggregates
-it and writes a report with the check's verdict. Checks never look at anything but the
-aggregated table (or, for a preset with an `analyze` step, the table that step makes from the
-finished runs), and state their rule in words next to the numbers.
+`lengthgen repro NAME` runs a preset's sweep, aggregates it and writes a report with the check's
+verdict. Checks never look at anything but the aggregated table (or, for a preset with an
+`analyze` step, the table that step makes from the finished runs), and state their rule in words
+next to the numbers.
+
+base.py        Preset, Verdict, the PRESETS registry, scoring shared by the checks
+copy_tasks.py  copy-encodings: copy with the standard encodings (the core claim)
+sparsity.py    Paper A: sparsity (a-sparsity) and locality (a-locality); the scales of every A preset
+coupling.py    Paper A: position coupling (a-coupling) and Predictive Position Coupling (a-ppc)
+language.py    Paper A: far-context gain and its sparsity in natural language (a-language)
+transfer.py    Paper B: transfer from auxiliary tasks (b-transfer-*, b-control, b-ratio, b-rope,
+               b-single-aux*)
+heads.py       Paper B: shared heads against the generalization gap over training (b-heads)
+pretrained.py  Paper B: more pretraining, further extrapolation (b-pretrained)
+
+Importing the package registers every preset.
 """
 
-from __future__ import annotations
+from . import copy_tasks, coupling, heads, language, pretrained, sparsity, transfer  # noqa: F401  (registration)
+from .base import PRESETS, Preset, Verdict, get_preset, preset_of, register_preset
 
-import copy
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
-
-import pandas as pd
-
-from ..errors import UserError, choices_error
-from ..sweep import SweepSpec, parse_spec
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """PASS, FAIL or INCONCLUSIVE, the rule that decided it, and the numbers behind it."""
-
-    status: str
-    rule: str
-    numbers: pd.DataFrame
-
-    def __post_init__(self):
-        if self.status not in ("PASS", "FAIL", "INCONCLUSIVE"):
-            raise ValueError(f"bad verdict {self.status!r}")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A claim, its sweeps by scale, and its check."""
-
-    name: str
-    claim_id: str
-    claim: str
-    scales: dict[str, dict]
-    check: Callable[[pd.DataFrame], Verdict]
-    step_lengths: list[int] = field(default_factory=list)
-    # Optional extra report sections: fn(results table, sweep directory) -> markdown lines.
-    extra_report: Callable[[pd.DataFrame, object], list[str]] | None = None
-    # Optional analysis of the finished runs (b-heads: head maps at every checkpoint):
-    # fn(results table, sweep directory) -> the table `check` judges instead of the results.
-    analyze: Callable[[pd.DataFrame, object], pd.DataFrame] | None = None
-    # Optional step run by `lengthgen repro` before the sweep, under the sweep's lock:
-    # fn(scale, sweep directory). b-pretrained pretrains and exports the models its points name
-    # through `{sweep_dir}` (see lengthgen.sweep); it must reuse what an earlier call finished.
-    prepare: Callable[[str, Path], None] | None = None
-
-    def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
-        """The sweep spec at a scale, optionally with other seeds. A scale may be given as a
-        function returning its tree, for sweeps that depend on files outside the repository
-        (b-pretrained at paper scale: a list of checkpoints on disk); it is called here."""
-        if scale not in self.scales:
-            raise choices_error("scale", scale, self.scales)
-        tree = self.scales[scale]
-        tree = copy.deepcopy(tree() if callable(tree) else tree)
-        tree["name"] = f"{self.name}-{scale}"
-        if seeds is not None:
-            tree["seeds"] = seeds
-        return parse_spec(tree)
-
-
-PRESETS: dict[str, Preset] = {}
-
-
-def register_preset(preset: Preset) -> Preset:
-    """Make a preset available to `lengthgen repro`."""
-    if preset.name in PRESETS:
-        raise ValueError(f"preset {preset.name!r} registered twice")
-    PRESETS[preset.name] = preset
-    return preset
-
-
-def get_preset(name: str) -> Preset:
-    """The preset registered under `name`."""
-    _load_all()
-    if name not in PRESETS:
-        raise choices_error("preset", name, PRESETS)
-    return PRESETS[name]
-
-
-def all_presets() -> dict[str, Preset]:
-    """Every registered preset."""
-    _load_all()
-    return dict(PRESETS)
-
-
-def _load_all() -> None:
-    from . import copy_tasks, coupling, heads, language, pretrained, sparsity, transfer  # noqa: F401  (registration side effects)
-
-
-def band_scores(df: pd.DataFrame, task: str, lengths: list[int]) -> pd.DataFrame:
-    """Per grid point and seed: mean exact match of `task` over `lengths` at the final step."""
-    from ..aggregate import final, grid_columns
-
-    keys = grid_columns(df)
-    last = final(df)
-    sub = last[(last["task"] == task) & (last["length"].isin(lengths))]
-    if sub.empty:
-        raise UserError(f"no results for task {task!r} at lengths {lengths}")
-    return sub.groupby(keys + ["seed"], dropna=False)["exact_match"].mean().reset_index()
-
-
-def best_over_seeds(scores: pd.DataFrame, column: str = "exact_match") -> pd.DataFrame:
-    """Per grid point: best, mean and every seed's score (the report shows all of them)."""
-    keys = [c for c in scores.columns if c not in ("seed", column)]
-    rows = []
-    for point, group in scores.groupby(keys, dropna=False, sort=False) if keys else [((), scores)]:
-        point = point if isinstance(point, tuple) else (point,)
-        seeds = ", ".join(f"{s}: {v:.3f}" for s, v in zip(group["seed"], group[column]))
-        rows.append({**dict(zip(keys, point)), "best": group[column].max(), "mean": group[column].mean(),
-                     "seeds": seeds})
-    return pd.DataFrame(rows)
+__all__ = ["PRESETS", "Preset", "Verdict", "get_preset", "preset_of", "register_preset"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import Preset, Verdict, band_scores, best_over_seeds, register_preset
+from .base import Preset, Verdict, band_scores, best_over_seeds, register_preset
 
 TRAIN_MAX = 10
 EVAL_LENGTHS = list(range(1, 13)) + [16, 20, 24, 28, 32, 36, 40]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import Preset, Verdict, best_over_seeds, register_preset
+from ..reports.aggregate import final, grid_columns
+from .base import Preset, Verdict, best_over_seeds, register_preset
 from .sparsity import FIT, SCALES, base_config, point_sweep, same_cell
 
 # ---------------------------------------------------------------------------------- a-coupling
@@ -39,8 +40,6 @@ def method_of(row) -> str:
 
 def method_table(df: pd.DataFrame, train_max: dict[str, int]) -> pd.DataFrame:
     """Per (task, method): fit over lengths <= L and exact match at 2L and 4L; best, mean, every seed."""
-    from ..aggregate import final, grid_columns
-
     last = final(df)
     keys = grid_columns(df)
     tables = []
@@ -135,7 +134,8 @@ PPC = {"model.encoding": "learned", "model.position_head": True, "positions.trai
        "positions.eval": "coupled"}
 # PAPERS.md A5's controls: copy with repeated symbols (three letters, so the head cannot find an
 # ID by content and must count), and reverse.
-PPC_CONTROLS = {"copy": {**TASK_POINTS["copy"], "data.tasks.0.params.alphabet": "abc"}, "reverse": TASK_POINTS["reverse"]}
+PPC_CONTROLS = {"copy": {**TASK_POINTS["copy"], "data.tasks.0.params.alphabet": "abc"},
+                "reverse": TASK_POINTS["reverse"]}
 PPC_POINTS = [
     *({**PPC_CONTROLS[t], **m} for t in ("copy", "reverse") for m in (METHOD_POINTS["coupling"], PPC)),
     *({"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": [1, VA_TRAIN_MAX], **m}

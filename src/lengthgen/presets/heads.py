@@ -21,7 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis.stats import pearson, spearman
-from . import Preset, Verdict, register_preset
+from ..analysis.tracking import HEADS_DIR, analyze_run, final_maps, resolve_settings, select_checkpoints
+from ..reports.plots import plot_heatmaps, plot_tracking
+from ..reports.tables import markdown_table
+from ..store.fileio import atomic_write_text
+from ..store.rundir import RunDir
+from .base import Preset, Verdict, register_preset
 from .transfer import SCALES as TRANSFER_SCALES
 from .transfer import sweep_tree
 
@@ -57,10 +62,6 @@ def _tree(scale: str) -> dict:
 def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
     """Run (or read back) the head analysis of every finished run; one row per run and checkpoint
     with its pair, group and seed, also written to heads_tracking.csv in the sweep directory."""
-    from ..analysis.tracking import analyze_run, resolve_settings, select_checkpoints
-    from ..fileio import atomic_write_text
-    from ..rundir import RunDir
-
     path = Path(path)
     preset = path / "preset.json"
     scale = json.loads(preset.read_text()).get("scale", "cpu") if preset.is_file() else "cpu"
@@ -117,10 +118,6 @@ def check_heads(tracking: pd.DataFrame) -> Verdict:
 
 def heads_report(df: pd.DataFrame, path) -> list[str]:
     """Curves and maps of every seed of both pairs, and each pair's correlations."""
-    from ..analysis.tracking import HEADS_DIR, final_maps
-    from ..plots import plot_heatmaps, plot_tracking
-    from ..report import markdown_table
-
     path = Path(path)
     source = path / "heads_tracking.csv"
     if not source.is_file():
@@ -145,7 +142,8 @@ def heads_report(df: pd.DataFrame, path) -> list[str]:
         spearman_map_mean=("spearman_map", "mean"), spearman_attention_mean=("spearman_attention", "mean"),
         spearman_map_in_mean=("spearman_map_in", "mean"), spearman_attention_in_mean=("spearman_attention_in", "mean"))
     return ["## Heads: maps, curves and correlations", "",
-            "Per run and checkpoint (`heads_tracking.csv`); per run also `runs/<run>/heads/` (tables, `maps_steps.png`).",
+            "Per run and checkpoint (`heads_tracking.csv`); "
+            "per run also `runs/<run>/heads/` (tables, `maps_steps.png`).",
             "", markdown_table(summary.reset_index()), "", "![curves](heads_curves.png)", "",
             "![maps](heads_maps.png)", "", markdown_table(tracking.drop(columns=["run"])), ""]
 

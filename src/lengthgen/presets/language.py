@@ -22,8 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.context import CONTEXT_DIR, analyze_run, plot_gain_by_k, plot_loss_by_position, resolve_settings
+from ..analysis.dependency import gain_by_bin
 from ..errors import UserError
-from . import Preset, Verdict, register_preset
+from ..reports.aggregate import final
+from ..reports.tables import markdown_table
+from ..store.fileio import atomic_write_text
+from ..store.rundir import RunDir
+from ..tasks.corpus_sources import resolve
+from .base import Preset, Verdict, register_preset
 
 SCALES = {
     "cpu": {"corpus": "pydoc", "length": 64, "block_chars": 4096,
@@ -72,8 +79,6 @@ def sweep_tree(scale: str, corpus: str | None = None) -> dict:
 
 def _paper_tree() -> dict:
     """Paper scale reads the user's C4 shard from $LENGTHGEN_C4 (checked when the spec is made)."""
-    from ..corpus_sources import resolve
-
     shard = os.environ.get(C4_VARIABLE)
     if not shard:
         raise UserError(f"a-language at paper scale trains on your local C4 shard: set {C4_VARIABLE} to it (a "
@@ -97,10 +102,6 @@ SUMMARY_COLUMNS = ["point", "seed", "run", "train_length", "tokens_beyond", "mea
 def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
     """Run (or read back) the context analysis of every finished run; one row per run, also written
     to context_summary.csv in the sweep directory."""
-    from ..analysis.context import analyze_run, resolve_settings
-    from ..fileio import atomic_write_text
-    from ..rundir import RunDir
-
     path = Path(path)
     windows = SCALES.get(_scale_of(path), SCALES["cpu"])["windows"]
     rows = []
@@ -133,11 +134,6 @@ def check_language(table: pd.DataFrame) -> Verdict:
 
 def language_report(df: pd.DataFrame, path) -> list[str]:
     """Per point (pooled over seeds): gain by sparsity bin, loss by position; the tables of every run."""
-    from ..aggregate import final
-    from ..analysis.context import CONTEXT_DIR, plot_gain_by_k, plot_loss_by_position
-    from ..analysis.dependency import gain_by_bin
-    from ..report import markdown_table
-
     path = Path(path)
     source = path / "context_summary.csv"
     if not source.is_file():

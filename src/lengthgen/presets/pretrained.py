@@ -31,8 +31,24 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import optional
+from ..analysis.stats import spearman
 from ..errors import UserError
-from . import Preset, Verdict, best_over_seeds, register_preset
+from ..experiment import build_experiment
+from ..model.hf_export import export_llama
+from ..model.pretrained import resolve_source
+from ..model.pretrained_tokens import LENGTHGEN_VOCAB
+from ..optional import pyplot
+from ..reports.aggregate import final
+from ..reports.plots import save_figure
+from ..reports.tables import markdown_table
+from ..store.checkpoint import find_checkpoint, load_weights
+from ..store.fileio import atomic_write_text
+from ..store.rundir import RunDir
+from ..sweeps.executors import Job, execute_job
+from ..tasks.base import make_task
+from ..vocab import Vocab
+from .base import Preset, Verdict, best_over_seeds, register_preset
 
 SERIES_ENV = "LENGTHGEN_PRETRAINED_SERIES"
 PRETRAIN_DIR = "pretraining"  # inside the sweep directory: run/, export/, series.json
@@ -70,7 +86,6 @@ RULE = (f"Per fine-tuning task, with L its longest training length: a point's ex
 
 
 def _min_length(task: str) -> int:
-    from ..tasks.base import make_task
 
     return make_task(task).min_length
 
@@ -121,12 +136,11 @@ def cpu_tree() -> dict:
 def read_series_file(path: str | Path | None = None) -> list[tuple[int, str]]:
     """The paper-scale series: `STEP PATH` per line of the file $LENGTHGEN_PRETRAINED_SERIES names
     (blank lines and `#` comments skipped), steps increasing, every path a loadable model location."""
-    from ..pretrained import resolve_source
-
     path = path or os.environ.get(SERIES_ENV)
     if not path:
         raise UserError(f"b-pretrained at paper scale needs ${SERIES_ENV}: a file listing your checkpoints (e.g. "
-                        "SmolLM2 intermediate checkpoints on disk) as 'STEP PATH' per line, in order of pretraining steps")
+                        "SmolLM2 intermediate checkpoints on disk) as 'STEP PATH' per line, "
+                        "in order of pretraining steps")
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"${SERIES_ENV} names {str(file)!r}, which is not a file")
@@ -174,14 +188,6 @@ def pretraining_config(settings: dict | None = None) -> dict:
 def export_series(run_path: Path, steps: list[int], out: Path) -> None:
     """Export the run's checkpoint at each step as a LlamaForCausalLM directory with
     lengthgen_vocab.json (written under a temporary name, then renamed; existing ones are kept)."""
-    from ..checkpoint import find_checkpoint, load_weights
-    from ..experiment import build_experiment
-    from ..hf import export_llama
-    from ..pretrained import _transformers
-    from ..pretrained_tokens import LENGTHGEN_VOCAB
-    from ..rundir import RunDir
-    from ..vocab import Vocab
-
     run = RunDir(run_path)
     exp = None
     for step in steps:
@@ -189,7 +195,7 @@ def export_series(run_path: Path, steps: list[int], out: Path) -> None:
         if (target / LENGTHGEN_VOCAB).is_file():  # written last: the export is complete
             continue
         if exp is None:
-            _transformers()  # progress bars off
+            optional.transformers(quiet=True)  # progress bars off
             exp = build_experiment(run.read_config(), vocab=Vocab.load(run.path / "vocab.json"), device="cpu")
         load_weights(exp.model, find_checkpoint(run.checkpoint_root, step))
         tmp = out / f".tmp-step_{step:07d}"
@@ -202,9 +208,6 @@ def export_series(run_path: Path, steps: list[int], out: Path) -> None:
 
 def prepare_cpu(sweep_dir: Path) -> list[tuple[int, str]]:
     """Pretrain (or resume, or reuse) the CPU series and export its checkpoints."""
-    from ..executors import Job, execute_job
-    from ..rundir import RunDir
-
     root = sweep_dir / PRETRAIN_DIR
     run_path = root / "run"
     if not RunDir(run_path).is_done():
@@ -221,8 +224,6 @@ PREPARE = {"cpu": prepare_cpu, "paper": lambda sweep_dir: read_series_file()}
 
 def prepare(scale: str, sweep_dir) -> None:
     """Before the sweep: make (CPU) or check (paper) the series, and record it in series.json."""
-    from ..fileio import atomic_write_text
-
     sweep_dir = Path(sweep_dir)
     series = PREPARE[scale](sweep_dir)
     root = sweep_dir / PRETRAIN_DIR
@@ -233,8 +234,6 @@ def prepare(scale: str, sweep_dir) -> None:
 def analyze(df: pd.DataFrame, path) -> pd.DataFrame:
     """Per finished run: task, init, pretraining step (NaN for random init), seed, fit (mean exact
     match over lengths <= L) and extrapolation (over (L, 2L]) at the final step."""
-    from ..aggregate import final
-
     columns = ["task", "init", "step", "seed", "fit", "extrapolation", "L"]
     source = Path(path) / PRETRAIN_DIR / SERIES_FILE
     if not source.is_file() or "model.path" not in df:
@@ -271,8 +270,6 @@ def point_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def check_pretrained(runs: pd.DataFrame) -> Verdict:
     """PASS / FAIL / INCONCLUSIVE by RULE, from `analyze`'s per-run table."""
-    from ..analysis.stats import spearman
-
     table = point_table(runs)
     if table.empty:
         return Verdict("INCONCLUSIVE", RULE, table)
@@ -295,13 +292,10 @@ def check_pretrained(runs: pd.DataFrame) -> Verdict:
 
 def pretrained_report(df: pd.DataFrame, path) -> list[str]:
     """Extrapolation vs pretraining step (every seed, best, mean; random init dashed), and every run."""
-    from ..plots import _pyplot, save_figure
-    from ..report import markdown_table
-
     runs = analyze(df, path)
     if runs.empty:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     tasks = list(dict.fromkeys(runs["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 3.8), dpi=120, squeeze=False)
     for ax, task in zip(axes[0], tasks):

@@ -14,7 +14,10 @@ import re
 import pandas as pd
 
 from ..analysis.stats import spearman
-from . import Preset, Verdict, best_over_seeds, register_preset
+from ..optional import pyplot
+from ..reports.aggregate import final, grid_columns
+from ..reports.plots import save_figure
+from .base import Preset, Verdict, best_over_seeds, register_preset
 
 FIT = 0.9  # best-seed (or per-run) in-distribution score that counts as "fitted"
 L_TRAIN = 20  # sparse tasks: longest training length (PAPERS.md A1)
@@ -52,8 +55,6 @@ def point_sweep(base: dict, points: list[dict], seeds: list[int]) -> dict:
 
 def _run_scores(df: pd.DataFrame, lengths: list[int], task: str | None = None) -> pd.DataFrame:
     """Per run (grid point + seed) and task label: mean exact match over `lengths`, final step."""
-    from ..aggregate import final, grid_columns
-
     last = final(df)
     if task is not None:
         last = last[last["task"] == task]
@@ -72,8 +73,6 @@ def _k_of(label: str) -> int | None:
 def sparsity_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per run: K_train, in-distribution fit (mean over k <= K_train at L), accuracy at 4L for each
     k <= K_train, and the rank correlation between k and that accuracy."""
-    from ..aggregate import final
-
     last = final(df)
     last = last.assign(k=last["task"].map(_k_of))
     rows = []
@@ -109,19 +108,13 @@ def check_sparsity(df: pd.DataFrame) -> Verdict:
 
 def sparsity_report(df: pd.DataFrame, path) -> list[str]:
     """Accuracy at 4L against k, one line per K_train (mean over seeds, every seed as a dot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..aggregate import final
-    from ..plots import save_figure
 
     last = final(df)
     last = last.assign(k=last["task"].map(_k_of))
     last = last[last["length"] == FOUR_X]
     if last.empty:
         return []
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for k_train, sub in last.groupby(K_KEY):
         mean = sub.groupby("k")["exact_match"].mean()
@@ -196,8 +189,6 @@ def _variant(row) -> str:
 
 def locality_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per variant: best and mean over seeds of accuracy in distribution (l <= 20) and at 4L."""
-    from ..aggregate import grid_columns
-
     keys = grid_columns(df)
     fit = _run_scores(df, [n for n in SPARSE_LENGTHS if n <= L_TRAIN])
     long = _run_scores(df, [FOUR_X])

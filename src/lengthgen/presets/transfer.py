@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..reports.aggregate import final, generalization_gap
+from ..reports.plots import plot_heatmap
+from ..reports.tables import markdown_table
 from ..tasks.groups import GROUPS
-from . import Preset, Verdict, band_scores, best_over_seeds, register_preset
+from .base import Preset, Verdict, band_scores, best_over_seeds, register_preset
 
 EFFECT = 0.3  # issue rule: the auxiliary must add >= 0.3 exact match over (L_main, L_aux]
 FIT = 0.9  # best-seed exact match over lengths <= L_main that counts as "the main task was learned"
@@ -104,8 +107,6 @@ def _aux_fit(sub: pd.DataFrame, main: str, keys: list[str]) -> pd.DataFrame:
 def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per (group, other grid values, aux): main-task fit, auxiliary fit, and the main task's score
     over (L_main, L_aux] at the final step of finished runs, with every seed."""
-    from ..aggregate import final
-
     rows = []
     last = final(df)
     for group, sub in last.groupby("data.group"):
@@ -179,7 +180,8 @@ def compare_check(better: str, worse: str, column: str, margin: float, claim: st
         by = [column] if column != "data.group" else []
         rule = (f"{FIT_RULE}; INCONCLUSIVE also if neither transfers (no effect >= {EFFECT}: nothing to compare); "
                 f"then PASS if the transfer effect (best-seed main-task exact match over (L_main, L_aux] with "
-                f"auxiliaries minus alone) of {better} exceeds that of {worse} by >= {margin} ({claim}); FAIL otherwise.")
+                f"auxiliaries minus alone) of {better} exceeds that of {worse} by >= {margin} ({claim}); "
+                "FAIL otherwise.")
         if table.empty:
             return Verdict("INCONCLUSIVE", rule, table)
         eff = effects(table, by)
@@ -239,8 +241,6 @@ RATIO_GRID = {"cpu": {8: [4, 8, 16, 32]}, "paper": {m: sorted(a) for m, a in PAP
 def ratio_gaps(df: pd.DataFrame) -> pd.DataFrame:
     """Per run: L_main, L_aux, and the gap between reverse_add and no_carry [ours: no-carry stands for
     the auxiliaries] averaged over every evaluated length, at the final step."""
-    from ..aggregate import final, generalization_gap
-
     last = final(df)
     gap = generalization_gap(last, "reverse_add", "no_carry")
     maxima = last.pivot_table(index="run", columns="task", values="train_max", aggfunc="max")
@@ -251,8 +251,6 @@ def ratio_gaps(df: pd.DataFrame) -> pd.DataFrame:
 
 def check_ratio(df: pd.DataFrame) -> Verdict:
     """Transfer works inside the window L_aux / L_main in [0.5, 2] and weakens outside it."""
-    from ..aggregate import final
-
     gap = ratio_gaps(df)
     inside = (gap["L_aux"] / gap["L_main"]).between(0.5, 2.0)
     table = gap.groupby(["L_main", "L_aux"])["gap"].agg(["mean", "min", "max"]).reset_index()
@@ -275,9 +273,6 @@ def check_ratio(df: pd.DataFrame) -> Verdict:
 
 def ratio_report(df: pd.DataFrame, path) -> list[str]:
     """The gap heatmap of this sweep beside the paper's Fig. 10 values."""
-    from ..plots import plot_heatmap
-    from ..report import markdown_table
-
     gap = ratio_gaps(df)
     grid = gap.groupby(["L_main", "L_aux"])["gap"].mean().unstack("L_aux")
     plot_heatmap(grid, path / "gap_ratio.png", "gap reverse_add vs no_carry (mean over seeds)")

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import UserError, choices_error
+from ..errors import UserError
+from ..registry import Registry
 
 SPLITS = {"train": 0, "eval": 1, "data": 2}
 
@@ -114,7 +115,7 @@ class Task:
     # an input kind; such tasks can re-label each other's examples (`relabel`: matched prompts).
     input_kind: ClassVar[str | None] = None
     # Whether the `<eos>` target after the answer is in the loss (and in token accuracy). A text
-    # window (tasks/language.py) has no natural end, so it leaves it out.
+    # window (tasks/text.py) has no natural end, so it leaves it out.
     eos_in_loss: ClassVar[bool] = True
     # A whole window of running text is never predicted exactly, so text reports token accuracy.
     report_metric: ClassVar[str] = "exact_match"
@@ -189,15 +190,14 @@ def relabel(examples: list[Example], source: Task, target: Task) -> list[Example
     return [target.example(*target.build(source.inputs(ex)), ex.length) for ex in examples]
 
 
-TASKS: dict[str, type[Task]] = {}
+TASKS = Registry("task")
 
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: make a task available by its `name`."""
-    if not cls.name or cls.name in TASKS:
-        raise ValueError(f"task name {cls.name!r} is empty or already registered")
-    TASKS[cls.name] = cls
-    return cls
+    if not cls.name:
+        raise ValueError(f"task class {cls.__name__} has no name")
+    return TASKS.register(cls.name)(cls)
 
 
 def _coerce(name: str, key: str, value: Any, annotation: Any) -> Any:
@@ -226,9 +226,7 @@ def _coerce(name: str, key: str, value: Any, annotation: Any) -> Any:
 
 def make_task(name: str, params: dict[str, Any] | None = None) -> Task:
     """Instantiate a registered task with validated parameters."""
-    if name not in TASKS:
-        raise choices_error("task", name, TASKS)
-    cls = TASKS[name]
+    cls = TASKS.lookup(name)
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     clean = {}

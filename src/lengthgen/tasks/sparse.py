@@ -108,11 +108,11 @@ class _MarkedSumTask(Task):
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         """n (prompt, answer, meta) triples; length = number of items before `=`."""
-        m, l = self.modulus, length
-        width = l if self.locality == 0 else min(self.locality, l)
-        ks = self.draw_k(rng, n, l)
-        values = rng.integers(0, m, size=(n, l))
-        starts = rng.integers(0, l - width + 1, size=n)
+        m = self.modulus
+        width = length if self.locality == 0 else min(self.locality, length)
+        ks = self.draw_k(rng, n, length)
+        values = rng.integers(0, m, size=(n, length))
+        starts = rng.integers(0, length - width + 1, size=n)
         # The rank of uniform noise is a uniform permutation of the window; marking the offsets
         # ranked below k picks k distinct offsets uniformly (vectorized over the n examples).
         ranks = np.argsort(np.argsort(rng.random((n, width)), axis=1), axis=1)
@@ -230,12 +230,12 @@ class OffsetParity(Task):
 
     def coupled_positions(self, prompt, answer):
         """See the class docstring: halves numbered from 1 (nonlocal), offsets as IDs (local)."""
-        l = len(prompt) - 1
+        length = len(prompt) - 1
         if self.dependency == "nonlocal":
-            half = l // 2
-            bit_ids = tuple(i + 1 if i < half else i - half + 1 for i in range(l))
-            fresh = (l - half) + 1
+            half = length // 2
+            bit_ids = tuple(i + 1 if i < half else i - half + 1 for i in range(length))
+            fresh = (length - half) + 1
         else:
-            bit_ids = tuple(l - i for i in range(l))
-            fresh = l + 1
+            bit_ids = tuple(length - i for i in range(length))
+            fresh = length + 1
         return Positions(0, bit_ids + (1,), (fresh,), fresh + 1)

@@ -1,6 +1,6 @@
 """String tasks of Paper B.
 
-copy, reverse, swapcase, swapcase_reverse: prompt `s=` over letters, answer the transformed s
+copy, reverse, duplicate, swapcase, swapcase_reverse: prompt `s=` over letters, answer the transformed s
 (length = characters of s). mqar: multi-query associative recall (length = key-value pairs).
 """
 
@@ -85,6 +85,18 @@ class Reverse(_StringTask):
         return Positions(0, tuple(range(1, n + 1)) + (n,), answer_ids, n + 2)
 
 
+@register_task
+@dataclass(frozen=True)
+class Duplicate(_StringTask):
+    """`abc=` -> `abcabc` (NNCH's duplicate_string): the answer is twice the input's length."""
+
+    name = "duplicate"
+    description = "write a string of letters twice (length = characters)"
+
+    def transform(self, s):
+        return s + s
+
+
 class _Swapcased:
     """Mixin for the swapcase tasks: each symbol must swap to exactly one character."""
 
@@ -142,7 +154,7 @@ class MQAR(Task):
                     the last query. With one query and no separator the answer is read at the
                     query itself, as in an induction head (`A B ... A -> B`); behind `=` the model
                     must first move the query one position on. Measured with one query over 1-4
-                    pairs (configs/probes): with `=`, chance after 9,000 steps; without, a
+                    pairs (experiments/probes): with `=`, chance after 9,000 steps; without, a
                     2-layer HF Llama learned it in ~1,000 steps, while 3-layer runs were still on
                     the plateau at 1,500-3,000 (docs/experiments.md).
       eos_in_loss   False (default): the loss is on the answer characters only, as PAPERS.md B3

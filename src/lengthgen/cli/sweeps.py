@@ -1,0 +1,135 @@
+"""Subcommands that run or report sweeps: sweep, report, repro.
+
+Every user error is a UserError, which `cli.main` turns into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from ..presets import PRESETS, get_preset, preset_of
+from ..reports.report import write_report
+from ..reports.summary import write_repro_summary
+from ..store.fileio import atomic_write_text
+from ..sweeps.run import SweepDir, run_sweep
+from ..sweeps.spec import expand, load_spec
+
+
+def _parse_gaps(items: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for item in items or []:
+        if item.count(":") != 1:
+            raise UserError(f"--gap {item!r} must look like MAIN:AUX")
+        main_task, aux = item.split(":")
+        out.append((main_task, aux))
+    return out
+
+
+def _sweep_and_report(spec, path: Path, args, reuse_siblings: bool = False) -> None:
+    start = time.perf_counter()
+    missing = [d for d in args.reuse if not Path(d).is_dir()]
+    if missing:
+        raise UserError(f"--reuse {missing[0]!r} is not a directory")
+    reuse = [] if args.no_reuse else [*args.reuse, *([path.parent] if reuse_siblings else [])]
+    results = run_sweep(spec, path, executor=args.executor, workers=args.workers, threads=args.threads,
+                        address=args.address, force=args.force, reuse=reuse)
+    report = write_report(path, _parse_gaps(getattr(args, "gap", None)), preset_of(path))
+    failed = [r for r in results if r.status != "done"]
+    print(f"{len(results)} runs executed ({len(failed)} failed) in {time.perf_counter() - start:.0f}s; "
+          f"report {report}")
+    verdict = next((line for line in report.read_text().splitlines() if line.startswith("**Verdict")), None)
+    if verdict:
+        print(verdict.strip("*"))
+
+
+def cmd_sweep(args) -> None:
+    """Run a sweep spec (skipping finished runs) and write its report."""
+    spec = load_spec(args.spec)
+    _sweep_and_report(spec, Path(args.dir) / spec.name, args)
+
+
+def cmd_report(args) -> None:
+    """Aggregate a sweep directory and write report.md, tables and plots."""
+    sweep = SweepDir(args.sweep)
+    if not sweep.path.is_dir():
+        raise UserError(f"sweep directory {str(sweep.path)!r} does not exist")
+    sweep.read_spec()
+    print(write_report(sweep.path, _parse_gaps(args.gap), preset_of(sweep.path)))
+
+
+def cmd_repro(args) -> None:
+    """Run a paper-claim preset at a scale and report its verdict."""
+    if args.summary:
+        if args.name:
+            raise UserError("--summary covers every preset; give no preset name")
+        path, table = write_repro_summary(args.dir, args.scale)
+        for row in table.itertuples():
+            print(f"{row.preset:<20} {row.verdict}" + (f"  ({row.runs} runs)" if row.runs else ""))
+        print(f"summary {path}")
+        return
+    if args.list or not args.name:
+        for name, preset in sorted(PRESETS.items()):
+            print(f"{name:<20} [{preset.claim_id}] {preset.claim}")
+        return
+    preset = get_preset(args.name)
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers") from None
+    spec = preset.spec(args.scale, seeds)
+    path = Path(args.dir) / spec.name
+    expand(spec)  # every run's config is valid (seeds included) before the directory is made
+
+    sweep = SweepDir(path)
+    with sweep.lock():  # run_sweep takes it again (re-entrant); preparing must be covered too
+        sweep.prepare(spec, args.force)
+        atomic_write_text(path / "preset.json", json.dumps({"name": preset.name, "scale": args.scale}))
+        if preset.prepare is not None:  # e.g. b-pretrained's pretraining run; reused when already done
+            preset.prepare(args.scale, sweep.path)
+        args.force = False  # already applied above
+        # Presets share runs (b-rope's RoPE points are b-transfer-arith's), so search the sweeps beside this one.
+        _sweep_and_report(spec, path, args, reuse_siblings=True)
+
+
+def executor_options(p) -> None:
+    """The options of a command that runs a sweep (sweep, repro)."""
+    p.add_argument("--dir", default="sweeps", help="parent directory of sweeps")
+    p.add_argument("--executor", default="local", help="local or ray")
+    p.add_argument("--address", help="ray: cluster address, or 'local' to start one here")
+    p.add_argument("--workers", type=int, default=0, help="parallel runs (default: cores / threads)")
+    p.add_argument("--threads", type=int, default=1, help="threads per run")
+    p.add_argument("--force", action="store_true", help="replace a sweep directory holding another spec")
+    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                   help="copy finished runs with the same config from this sweep directory (or folder of sweeps) "
+                        "instead of training them again; repeatable (repro also searches the sweeps beside its own)")
+    p.add_argument("--no-reuse", action="store_true", help="train every run here, copying nothing")
+
+
+def add_parsers(sub) -> None:
+    """The subcommands sweep, report and repro."""
+    p = sub.add_parser("sweep", help="run a sweep spec (YAML or Python) and report it")
+    p.add_argument("spec")
+    p.add_argument("--gap", action="append", metavar="MAIN:AUX", help="report the generalization gap")
+    executor_options(p)
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("report", help="aggregate a sweep and write report.md")
+    p.add_argument("sweep", help="sweep directory")
+    p.add_argument("--gap", action="append", metavar="MAIN:AUX", help="report the generalization gap")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("repro", help="reproduce a paper claim (see --list)")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--summary", action="store_true",
+                   help="every preset's verdict, runs, seeds and wall time at --scale from the sweeps in --dir; "
+                        "writes <dir>/repro-<scale>.md")
+    p.add_argument("--scale", default="cpu", help="cpu or paper")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
+    executor_options(p)
+    p.set_defaults(fn=cmd_repro)

@@ -1,0 +1,110 @@
+"""What every preset is made of: the Preset and Verdict records, the registry, shared scoring.
+
+A preset module builds `Preset` objects and registers them with `register_preset`; the package
+imports every preset module, so `PRESETS` is full once `lengthgen.presets` is imported.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..errors import UserError, choices_error
+from ..registry import Registry
+from ..reports.aggregate import final, grid_columns
+from ..sweeps.spec import SweepSpec, parse_spec
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """PASS, FAIL or INCONCLUSIVE, the rule that decided it, and the numbers behind it."""
+
+    status: str
+    rule: str
+    numbers: pd.DataFrame
+
+    def __post_init__(self):
+        if self.status not in ("PASS", "FAIL", "INCONCLUSIVE"):
+            raise ValueError(f"bad verdict {self.status!r}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A claim, its sweeps by scale, and its check."""
+
+    name: str
+    claim_id: str
+    claim: str
+    scales: dict[str, dict]
+    check: Callable[[pd.DataFrame], Verdict]
+    step_lengths: list[int] = field(default_factory=list)
+    # Optional extra report sections: fn(results table, sweep directory) -> markdown lines.
+    extra_report: Callable[[pd.DataFrame, object], list[str]] | None = None
+    # Optional analysis of the finished runs (b-heads: head maps at every checkpoint):
+    # fn(results table, sweep directory) -> the table `check` judges instead of the results.
+    analyze: Callable[[pd.DataFrame, object], pd.DataFrame] | None = None
+    # Optional step run by `lengthgen repro` before the sweep, under the sweep's lock:
+    # fn(scale, sweep directory). b-pretrained pretrains and exports the models its points name
+    # through `{sweep_dir}` (see lengthgen.sweeps.spec); it must reuse what an earlier call finished.
+    prepare: Callable[[str, Path], None] | None = None
+
+    def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
+        """The sweep spec at a scale, optionally with other seeds. A scale may be given as a
+        function returning its tree, for sweeps that depend on files outside the repository
+        (b-pretrained at paper scale: a list of checkpoints on disk); it is called here."""
+        if scale not in self.scales:
+            raise choices_error("scale", scale, self.scales)
+        tree = self.scales[scale]
+        tree = copy.deepcopy(tree() if callable(tree) else tree)
+        tree["name"] = f"{self.name}-{scale}"
+        if seeds is not None:
+            tree["seeds"] = seeds
+        return parse_spec(tree)
+
+
+PRESETS = Registry("preset")
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Make a preset available to `lengthgen repro` (under its `name`)."""
+    return PRESETS.register(preset.name)(preset)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset registered under `name` (a UserError naming the valid ones otherwise)."""
+    return PRESETS.lookup(name)
+
+
+def preset_of(sweep_path: str | Path) -> Preset | None:
+    """The preset a sweep directory was made by (`lengthgen repro` writes `preset.json`), or None."""
+    path = Path(sweep_path) / "preset.json"
+    if not path.is_file():
+        return None
+    return get_preset(json.loads(path.read_text())["name"])
+
+
+def band_scores(df: pd.DataFrame, task: str, lengths: list[int]) -> pd.DataFrame:
+    """Per grid point and seed: mean exact match of `task` over `lengths` at the final step."""
+    keys = grid_columns(df)
+    last = final(df)
+    sub = last[(last["task"] == task) & (last["length"].isin(lengths))]
+    if sub.empty:
+        raise UserError(f"no results for task {task!r} at lengths {lengths}")
+    return sub.groupby(keys + ["seed"], dropna=False)["exact_match"].mean().reset_index()
+
+
+def best_over_seeds(scores: pd.DataFrame, column: str = "exact_match") -> pd.DataFrame:
+    """Per grid point: best, mean and every seed's score (the report shows all of them)."""
+    keys = [c for c in scores.columns if c not in ("seed", column)]
+    rows = []
+    for point, group in scores.groupby(keys, dropna=False, sort=False) if keys else [((), scores)]:
+        point = point if isinstance(point, tuple) else (point,)
+        seeds = ", ".join(f"{s}: {v:.3f}" for s, v in zip(group["seed"], group[column]))
+        rows.append({**dict(zip(keys, point)), "best": group[column].max(), "mean": group[column].mean(),
+                     "seeds": seeds})
+    return pd.DataFrame(rows)

@@ -1,0 +1,181 @@
+"""Plots (matplotlib, PNG): length curves of a run or a sweep, curves over steps, heatmaps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..evaluate import EvalRow
+from ..optional import pyplot
+from ..store.fileio import atomic_path
+from .aggregate import final, grid_columns, point_label
+
+
+def plot_length_curve(rows: list[EvalRow], train_max: dict[str, int], path: Path, title: str = "") -> Path:
+    """One run: exact match vs length at the latest evaluated step, one line per task."""
+    plt = pyplot()
+    step = max(r.step for r in rows)
+    latest = [r for r in rows if r.step == step]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
+    for i, task in enumerate(dict.fromkeys(r.task for r in latest)):
+        points = sorted((r.length, r.exact_match) for r in latest if r.task == task)
+        color = f"C{i}"
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, color=color, label=task)
+        if task in train_max:
+            ax.axvline(train_max[task], color=color, linestyle="--", linewidth=1, alpha=0.7)
+    _finish(ax, "length", f"{title + ': ' if title else ''}step {step} (dashed: max training length)")
+    return save_figure(fig, path)
+
+
+def _finish(ax, xlabel: str, title: str, ylim: bool = True) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("exact match")
+    if ylim:
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure atomically and free it."""
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:  # a killed report never leaves half a PNG
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+    fig.clear()
+    pyplot().close(fig)
+    return path
+
+
+def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
+    """Exact match vs length per task at each run's final step: thin line per seed, thick mean.
+
+    One panel per task, one colour per grid point, dashed verticals at the training maxima.
+    """
+    plt = pyplot()
+    keys = grid_columns(df)
+    last = final(df)
+    tasks = list(dict.fromkeys(last["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), dpi=120, squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = last[last["task"] == task]
+        groups = sub.groupby(keys, dropna=False, sort=False) if keys else [((), sub)]
+        for i, (_, point) in enumerate(groups):
+            color = f"C{i % 10}"
+            for _, seed_rows in point.groupby("seed"):
+                seed_rows = seed_rows.sort_values("length")
+                ax.plot(seed_rows["length"], seed_rows["exact_match"], color=color, alpha=0.35, linewidth=0.8)
+            mean = point.groupby("length")["exact_match"].mean()
+            ax.plot(mean.index, mean.values, color=color, linewidth=2, label=point_label(point.iloc[0], keys))
+            ax.axvline(point["train_max"].iloc[0], color=color, linestyle="--", linewidth=1, alpha=0.7)
+        _finish(ax, "length", f"{title + ': ' if title else ''}{task}")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Path:
+    """Exact match vs training step at chosen lengths, one thin line per seed (seed instability)."""
+    plt = pyplot()
+    keys = grid_columns(df)
+    data = df.dropna(subset=["step"])
+    tasks = list(dict.fromkeys(data["task"]))
+    fig, axes = plt.subplots(len(tasks), len(lengths), figsize=(4.2 * len(lengths), 3.2 * len(tasks)), dpi=110,
+                             squeeze=False)
+    for r, task in enumerate(tasks):
+        for c, length in enumerate(lengths):
+            ax = axes[r][c]
+            sub = data[(data["task"] == task) & (data["length"] == length)]
+            groups = sub.groupby(keys, dropna=False, sort=False) if keys else [((), sub)]
+            for i, (_, point) in enumerate(groups):
+                for j, (_, seed_rows) in enumerate(point.groupby("seed")):
+                    seed_rows = seed_rows.sort_values("step")
+                    label = point_label(point.iloc[0], keys) if j == 0 else None
+                    ax.plot(seed_rows["step"], seed_rows["exact_match"], color=f"C{i % 10}", alpha=0.6,
+                            linewidth=1, marker=".", label=label)
+            _finish(ax, "step", f"{task}, length {length}")
+            if r == 0 and c == 0:
+                ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def _draw_heatmap(fig, ax, table, fmt: str, cmap: str, vmin: float | None = None, vmax: float | None = None) -> None:
+    """One labelled heatmap of a 2-D pandas table on `ax`, values written in the cells."""
+    import numpy as np
+
+    values = table.to_numpy(dtype=float)
+    if vmin is None:
+        vmin = np.nanmin(values) if np.isfinite(values).any() else 0
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
+    ax.set_xlabel(str(table.columns.name or ""))
+    ax.set_ylabel(str(table.index.name or ""))
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8, color="white")
+    fig.colorbar(image, ax=ax)
+
+
+def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str = "viridis_r") -> Path:
+    """A labelled heatmap of a 2-D pandas table (rows x columns), values written in the cells."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.1 * table.shape[1] + 2.5, 0.8 * table.shape[0] + 1.8), dpi=120)
+    _draw_heatmap(fig, ax, table, fmt, cmap)
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_heatmaps(panels: dict, path: Path, title: str, ncols: int = 2, fmt: str = "{:.2f}",
+                  cmap: str = "viridis") -> Path:
+    """Several heatmaps (panel title -> 2-D table) on one shared colour scale, `ncols` per row."""
+    import numpy as np
+
+    plt = pyplot()
+    tables = list(panels.values())
+    finite = [t.to_numpy(dtype=float) for t in tables if t.size and np.isfinite(t.to_numpy(dtype=float)).any()]
+    lo = min((float(np.nanmin(v)) for v in finite), default=0.0)
+    hi = max((float(np.nanmax(v)) for v in finite), default=1.0)
+    ncols = max(1, min(ncols, len(tables)))
+    nrows = -(-len(tables) // ncols)
+    rows = max((t.shape[0] for t in tables), default=1)
+    cols = max((t.shape[1] for t in tables), default=1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (0.7 * cols + 2.8), nrows * (0.45 * rows + 1.6)),
+                             dpi=110, squeeze=False)
+    for ax, (name, table) in zip(axes.flat, panels.items()):
+        if table.size:
+            _draw_heatmap(fig, ax, table, fmt, cmap, lo, max(hi, lo + 1e-9))
+        ax.set_title(str(name), fontsize=8)
+    for ax in list(axes.flat)[len(tables):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3) -> Path:
+    """Per panel (title -> a table with step, gap, map_distance, attention_diff): the gap and the map
+    distance against the left axis, the attention difference against the right one."""
+    plt = pyplot()
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), dpi=110, squeeze=False)
+    for ax, (name, table) in zip(axes.flat, panels.items()):
+        table = table.sort_values("step")
+        ax.plot(table["step"], table["gap"], marker="o", ms=3, color="C0", label="gap")
+        ax.plot(table["step"], table["map_distance"], marker="s", ms=3, color="C1", label="map distance")
+        if "map_distance_in" in table:
+            ax.plot(table["step"], table["map_distance_in"], marker="s", ms=3, color="C3", linestyle=":",
+                    label="map distance, lengths <= L_main")
+        ax.set_xlabel("step")
+        ax.set_ylabel("gap, map distance")
+        ax.grid(alpha=0.3)
+        right = ax.twinx()
+        right.plot(table["step"], table["attention_diff"], marker="^", ms=3, color="C2", linestyle="--",
+                   label="attention difference")
+        right.set_ylabel("attention difference")
+        ax.set_title(str(name), fontsize=8)
+        lines = ax.get_lines() + right.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="best")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

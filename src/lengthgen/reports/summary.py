@@ -1,0 +1,91 @@
+"""Where a reproduction stands: one table over every preset's sweep at a scale.
+
+`lengthgen repro --summary` reads what `lengthgen repro NAME` left in the sweep directories
+(the verdict line of report.md, finished runs, seeds, recorded wall time, plots) and writes
+`<dir>/repro-<scale>.md` with links to each report. It trains and re-checks nothing: a check can
+take minutes (b-heads analyses every checkpoint), so the verdict is the one its report holds, and
+a report older than its newest finished run is flagged so that nobody quotes a stale verdict.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError, choices_error
+from ..presets import PRESETS
+from ..store.fileio import atomic_write_text
+from ..sweeps.run import SweepDir
+from ..sweeps.spec import expand
+from .tables import markdown_table
+
+_VERDICT = re.compile(r"^\*\*Verdict: (PASS|FAIL|INCONCLUSIVE)\*\*(.*)$", re.MULTILINE)
+
+
+def report_verdict(report: Path) -> str:
+    """The verdict line of a report.md (with its note, e.g. runs that did not finish)."""
+    match = _VERDICT.search(report.read_text())
+    return (match.group(1) + match.group(2)).strip() if match else "no verdict in report"
+
+
+def _newest_done(sweep: SweepDir) -> float:
+    marks = [p.stat().st_mtime for p in (sweep.path / "runs").glob("*/done.json")]
+    return max(marks, default=0.0)
+
+
+def preset_row(name: str, claim_id: str, sweep: SweepDir, relative_to: Path) -> dict:
+    """One preset's line: verdict, runs finished of planned, seeds, sweep wall time, report and plot."""
+    row = {"preset": name, "claim": claim_id, "verdict": "not run", "runs": "", "seeds": "", "sweep wall": "",
+           "report": ""}
+    if not sweep.spec_path.is_file():
+        return row
+    spec = sweep.read_spec()
+    plans = expand(spec, sweep.path)
+    done = sum(s == "done" for s in sweep.status(plans).values())
+    wall = sum(s["wall_s"] for s in sweep.sessions())
+    row.update(runs=f"{done} / {len(plans)}", seeds=", ".join(map(str, spec.seeds)),
+               **{"sweep wall": f"{wall:,.0f} s" if wall else ""})
+    report = sweep.path / "report.md"
+    if not report.is_file():
+        row["verdict"] = "no report (run `lengthgen report` on the sweep)"
+        return row
+    verdict = report_verdict(report)
+    if report.stat().st_mtime < _newest_done(sweep):
+        verdict += " (report older than its newest run: run `lengthgen report` again)"
+    links = [f"[report]({report.relative_to(relative_to).as_posix()})"]
+    links += [f"[{p.stem}]({p.relative_to(relative_to).as_posix()})" for p in sorted(sweep.path.glob("*.png"))]
+    row.update(verdict=verdict, report=", ".join(links))
+    return row
+
+
+def repro_summary(root: str | Path, scale: str) -> pd.DataFrame:
+    """Every registered preset's state at `scale` under the sweeps folder `root`, by preset name."""
+    presets = PRESETS
+    scales = sorted({s for p in presets.values() for s in p.scales})
+    if scale not in scales:
+        raise choices_error("scale", scale, scales)
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"sweeps folder {str(root)!r} does not exist")
+    rows = []
+    for name, preset in sorted(presets.items()):
+        if scale not in preset.scales:
+            continue
+        rows.append(preset_row(name, preset.claim_id, SweepDir(root / f"{name}-{scale}"), root))
+    return pd.DataFrame(rows)
+
+
+def write_repro_summary(root: str | Path, scale: str) -> tuple[Path, pd.DataFrame]:
+    """Write `<root>/repro-<scale>.md` (the summary table and the verdict counts); its path and table."""
+    table = repro_summary(root, scale)
+    kinds = ("PASS", "FAIL", "INCONCLUSIVE", "not run")
+    counts = table["verdict"].map(lambda v: next((k for k in kinds if v.startswith(k)), "no verdict")).value_counts()
+    tally = ", ".join(f"{k}: {counts[k]}" for k in (*kinds, "no verdict") if k in counts)
+    lines = [f"# Reproduction at {scale} scale", "",
+             "Verdicts as each sweep's report.md states them (`lengthgen repro NAME` writes it); every seed "
+             "is in the report.", "", f"{len(table)} presets. {tally}.", "", markdown_table(table), ""]
+    path = Path(root) / f"repro-{scale}.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path, table

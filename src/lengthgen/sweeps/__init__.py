@@ -1,0 +1,7 @@
+"""Sweeps: a base config, a grid of overrides and a list of seeds, run as one experiment.
+
+spec.py       the sweep spec (YAML or Python), its validation and its expansion into runs
+run.py        the sweep directory and `run_sweep`: run order, resume, copies, session records
+executors.py  where runs execute, by name: local worker processes or a Ray cluster
+reuse.py      finished runs with the same config are copied from other sweeps instead of trained
+"""
