@@ -171,7 +171,8 @@ def test_killed_rank_stops_the_job_and_resume_continues(config_file, two_ranks, 
     assert status != 0
     assert not (run / "done.json").exists()
     # Rank 0's one line (lost contact, or stopped by torchrun's SIGTERM), then torchrun's report.
-    line = next(x for x in err.splitlines() if x.startswith("error: "))
+    line = next((x for x in err.splitlines() if x.startswith("error: ")), None)
+    assert line is not None, err[-3000:]
     assert line.startswith("error: rank 0 of 2 stopped at step ") and line.endswith("with --resume"), line
     assert "Signal 9 (SIGKILL)" in err
     kept = max(int(p.name[5:]) for p in (run / "checkpoints").glob("step_*"))

@@ -81,11 +81,20 @@ def process_group(device_type: str, timeout_s: float) -> Iterator[None]:
     # without a word. As an exception it ends the run with a message naming the step and the
     # checkpoint that was kept (see train.run_training).
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    failed = True
     try:
         yield
+        failed = False
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        dist.destroy_process_group()
+        # The launcher's SIGTERM often arrives while a failed rank tears gloo down or prints its
+        # report; raised there it would replace the report ("rank 0 of 2 stopped at step N ...")
+        # with a bare interruption. A process that is stopping anyway ignores it.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            dist.destroy_process_group()
+        finally:
+            if not failed:
+                signal.signal(signal.SIGTERM, previous)
 
 
 class Stopped(UserError):
