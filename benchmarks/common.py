@@ -45,20 +45,30 @@ def build_hf(size: dict, vocab_size: int):
     return model
 
 
-def peak_matmul_flops(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    """Median FLOP/s of an n x n matmul in the given dtype: this machine's practical peak."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    for _ in range(3):  # oneDNN/MKL pick their kernels on the first calls
+def peak_matmul_flops(dtype: torch.dtype, n: int = 2048, reps: int = 10, device: str = "cpu") -> float:
+    """Median FLOP/s of an n x n matmul in the given dtype: this machine's practical peak (on a GPU,
+    n = 8192, large enough to fill it)."""
+    n = 8192 if device == "cuda" else n
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
+    for _ in range(3):  # oneDNN/MKL (cuBLAS) pick their kernels on the first calls
         a @ b
-    return 2 * n**3 / median_seconds(lambda: a @ b, reps)
+    return 2 * n**3 / median_seconds(lambda: a @ b, reps, device)
 
 
-def median_seconds(fn: Callable[[], object], reps: int) -> float:
-    """Median wall time of `reps` calls of fn."""
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (GPU kernels run asynchronously; the CPU needs nothing)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_seconds(fn: Callable[[], object], reps: int, device: str = "cpu") -> float:
+    """Median wall time of `reps` calls of fn (the device's queued work included)."""
     times = []
     for _ in range(reps):
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

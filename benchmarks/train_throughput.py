@@ -7,6 +7,7 @@ Run (from the repository root, with the venv active):
     python benchmarks/train_throughput.py --json results.json   # also write the results
     python benchmarks/train_throughput.py --workload answers    # Paper B's answer-only loss
     python benchmarks/train_throughput.py --compile             # also torch.compile (slow start)
+    python benchmarks/train_throughput.py --device cuda --sizes base --batch 256 --seq-len 256   # on a GPU
 
 What it measures, per model size (small: 2 layers, d_model 128, 4 heads, d_ff 512; base: 6
 layers, d_model 384, 6 heads, d_ff 1536; vocabulary = len(Vocab.default())) and precision
@@ -57,7 +58,7 @@ import time
 import torch
 import torch.nn.functional as F
 import transformers
-from common import SIZES, build_hf, build_lengthgen, peak_matmul_flops
+from common import SIZES, build_hf, build_lengthgen, peak_matmul_flops, synchronize
 
 from lengthgen.vocab import Vocab
 
@@ -77,6 +78,7 @@ def parse_args():
                         "(operands up to --max-digits), loss on answer tokens only, as Paper B trains")
     p.add_argument("--max-digits", type=int, default=16, help="answers workload: longest operand")
     p.add_argument("--compile", action="store_true", help="also time lengthgen under torch.compile (attention auto)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models train")
     return p.parse_args()
 
 
@@ -89,7 +91,10 @@ def matmul_params(model) -> int:
 class Runner:
     """One model + optimizer + fixed batch; `window(n)` times n training steps."""
 
-    def __init__(self, name, model, loss_fn, bf16, data):
+    def __init__(self, name, model, loss_fn, bf16, data, device="cpu"):
+        self.device = device
+        model = model.to(device)
+        data = tuple(None if t is None else t.to(device) for t in data)
         self.name, self.model, self.loss_fn, self.bf16 = name, model.train(), loss_fn, bf16
         # Fused on both sides: lengthgen's trainer uses it, and so does the HF Trainer by default
         # (optim "adamw_torch_fused" with torch >= 2.8).
@@ -99,7 +104,7 @@ class Runner:
         self.n_matmul = matmul_params(model)
 
     def step(self):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
             loss = self.loss_fn(self.model, self.tokens, self.position_ids, self.targets, self.loss_mask)
         loss.backward()
         self.opt.step()
@@ -107,9 +112,11 @@ class Runner:
         return loss
 
     def window(self, steps):
+        synchronize(self.device)
         t0 = time.perf_counter()
         for _ in range(steps):
             self.step()
+        synchronize(self.device)
         self.rates.append(steps * self.tokens.numel() / (time.perf_counter() - t0))
 
 
@@ -151,7 +158,7 @@ def compiled(model):
     return model
 
 
-def runners_for(size, precision, data, vocab_size, with_compile=False):
+def runners_for(size, precision, data, vocab_size, with_compile=False, device="cpu"):
     bf16 = precision == "bf16"
     specs = [(f"lengthgen ({a})", lambda a=a: build_lengthgen(size, vocab_size, a), lengthgen_loss)
              for a in (["sdpa", "math"] if bf16 else ["auto"])]
@@ -161,7 +168,7 @@ def runners_for(size, precision, data, vocab_size, with_compile=False):
     runners = []
     for name, build, loss_fn in specs:
         torch.manual_seed(0)
-        runners.append(Runner(name, build(), loss_fn, bf16, data))
+        runners.append(Runner(name, build(), loss_fn, bf16, data, device))
     return runners
 
 
@@ -172,19 +179,22 @@ def main():
     load = os.getloadavg()[0]  # 1-minute; this machine is shared, and other load skews everything
     vocab = Vocab.default()
     vocab_size = len(vocab)
-    peaks = {"fp32": peak_matmul_flops(torch.float32), "bf16": peak_matmul_flops(torch.bfloat16)}
+    peaks = {k: peak_matmul_flops(dtype, device=args.device) for k, dtype in (("fp32", torch.float32),
+                                                                                ("bf16", torch.bfloat16))}
     data = make_data(args, vocab)
     batch, seq_len = data[0].shape
     tokens = batch * seq_len
+    where = torch.cuda.get_device_name(0) if args.device == "cuda" else \
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"threads {torch.get_num_threads()}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"load average before start {load:.2f}")
+          f"threads {torch.get_num_threads()}, {where}, load average before start {load:.2f}")
     what = "random tokens, loss everywhere" if data[3] is None else f"{int(data[3].sum())} answer targets"
     print(f"workload {args.workload} ({what}), batch {batch}, seq_len {seq_len}, vocab {vocab_size}, "
           f"warmup {args.warmup}, "
           f"{args.repeats} windows x {args.steps} steps (median reported)")
     print("peak matmul 2048^2: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
-    print("HF attention implementation: sdpa; lengthgen fp32 'auto' = sdpa, bf16 'auto' = math\n")
+    auto = "math" if args.device == "cpu" else "sdpa"
+    print(f"HF attention implementation: sdpa; lengthgen fp32 'auto' = sdpa, bf16 'auto' = {auto}\n")
     header = f"{'size':<6} {'prec':<5} {'implementation':<19} {'tokens/s':>10} {'vs HF':>7} {'GFLOP/s':>8} {'MFU':>6}"
     print(header)
     print("-" * len(header))
@@ -192,7 +202,7 @@ def main():
     for size_name in args.sizes.split(","):
         size = SIZES[size_name]
         for precision in ("fp32", "bf16"):
-            runners = runners_for(size, precision, data, vocab_size, args.compile)
+            runners = runners_for(size, precision, data, vocab_size, args.compile, args.device)
             for r in runners:
                 for _ in range(args.warmup):
                     r.step()

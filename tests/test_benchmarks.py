@@ -1,5 +1,6 @@
 """The benchmark scripts still run: each one end to end at its smallest setting (timings not checked)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,11 @@ CASES = {
                            ["lengthgen teacher_forced", "HF generate", "equal to HF's: 100.0%"]),
     "data_generation.py": (["--batch", "4", "--max-length", "4", "--repeats", "1"],
                            ["reverse_add", "maze_dfs_trace", "text", "worst task per family"]),
-    "micro_batches.py": (["--groups", "arith-carry", "--parts", "2", "--steps", "2", "--repeats", "1"],
-                         ["arith-carry", "speed-up"]),
+    "batching.py": (["--groups", "arith-carry", "--variants", "padded,micro2,packed", "--steps", "2", "--repeats", "1"],
+                    ["arith-carry", "speed-up", "useful tok/s", "packed"]),
+    "step_profile.py": (["--presets", "a-sparsity", "--steps", "2", "--warmup", "1"],
+                        ["a-sparsity point 0", "projected run", "operators (self CPU time)"]),
+    "preset_config.py": (["b-transfer-arith", "--scale", "paper", "--list"], ["group=arith-carry"]),
     "thread_policy.py": (["--steps", "1", "--repeats", "1"], ["steps/s in total", "one job per core"]),
     "hooks_overhead.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--forwards", "1", "--repeats", "1"],
                           ["hooks=None", "empty Hooks()", "capture one pattern", "ratio to hooks=None"]),
@@ -50,3 +54,16 @@ def test_preset_walltime_reads_sessions(tmp_path):
     assert out.returncode == 0, out.stderr
     row = out.stdout.splitlines()[-1].split()
     assert row[:4] == ["demo-cpu", "1/1", "12", "75"] and row[-1] == "2x1"
+
+
+def test_gpu_check_script_runs_every_step_on_the_cpu(tmp_path):
+    # Everything but CUDA itself: the same script, at tiny sizes, with the CPU as its device.
+    env = {**os.environ, "GPU_CHECK_DEVICE": "cpu", "GPU_CHECK_SMOKE": "1", "GPU_CHECK_STEPS": "4",
+           "GPU_CHECK_OUT": str(tmp_path), "PYTHON": sys.executable}
+    out = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh")], capture_output=True, text=True, timeout=600,
+                         env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    for needle in ("== CUDA tests: exit 0", "HF Llama (sdpa)", "paper-scale point: 4 steps",
+                   "final exact match by task and length: reverse_add@2", "every step passed"):
+        assert needle in out.stdout, needle
+    assert (tmp_path / "runs" / "gpu-check" / "done.json").is_file()

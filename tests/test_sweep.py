@@ -19,7 +19,7 @@ from lengthgen.errors import UserError
 from lengthgen.reports.report import write_report
 from lengthgen.sweeps.executors import EXECUTORS, Job, execute_job, ray_resources
 from lengthgen.sweeps.reuse import fingerprint, finished_runs
-from lengthgen.sweeps.run import SweepDir, _execution_order, run_sweep
+from lengthgen.sweeps.run import SweepDir, execution_order, run_sweep
 from lengthgen.sweeps.spec import expand, load_spec, parse_spec
 
 SPEC = {
@@ -316,7 +316,7 @@ def test_runs_go_seed_by_seed_after_the_ones_to_resume(tmp_path):
     plans = expand(parse_spec(SPEC))
     assert [p.name for p in plans][:2] == ["encoding=nope__seed0", "encoding=nope__seed1"]  # grid order
     status = {p.name: "new" for p in plans} | {"encoding=rope__seed1": "partial"}
-    order = [p.name for p in _execution_order(plans, SPEC["seeds"], status)]
+    order = [p.name for p in execution_order(plans, SPEC["seeds"], status)]
     assert order == ["encoding=rope__seed1", "encoding=nope__seed0", "encoding=rope__seed0", "encoding=nope__seed1"]
     one_by_one = run_sweep(parse_spec(SPEC | {"name": "order"}), tmp_path / "order", workers=1, quiet=True)
     assert [r.name for r in one_by_one] == ["encoding=nope__seed0", "encoding=rope__seed0",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import UserError, choices_error
 from .model.config import ModelConfig
 from .model.encodings import Encoding
-from .model.plugins import ENCODINGS
+from .model.plugins import ARCHITECTURES, ENCODINGS
 from .positions import COUPLED_POLICIES, POLICIES, PolicySettings
 from .schedules import SCHEDULES
 from .tasks.groups import GROUPS
@@ -140,6 +140,13 @@ class TrainConfig(Strict):
         1, ge=1, description="cut each process's batch, sorted by length, into this many micro-batches that "
                              "pad only to their own longest example and accumulate gradients: the same "
                              "gradient with less padding when lengths are mixed")
+    pack: bool = Field(
+        False, description="pack several examples into each row of a (micro-)batch, each example keeping its own "
+                           "position IDs and attending only to itself: the same loss and gradient as padding each "
+                           "example to the longest, with less padding")
+    pack_length: int = Field(
+        0, ge=0, le=MAX_LENGTH, description="with pack: the width of a row in tokens (0: the longest example of the "
+                                            "batch; a longer example gets a row of its own width)")
     log_every: int = Field(20, ge=1)
     eval_every: int = Field(0, ge=0, description="0: only at the end")
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
@@ -222,6 +229,15 @@ class ExperimentConfig(Strict):
         if self.train.micro_batches > per_shard:
             raise ValueError(f"train.micro_batches ({self.train.micro_batches}) must not exceed the examples of one "
                              f"data shard (data.batch_size / data.shards = {per_shard})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_packing(self) -> "ExperimentConfig":
+        """Packed rows need a model that can keep the examples of a row apart."""
+        if self.train.pack and not getattr(ARCHITECTURES.lookup(self.model.arch), "supports_packing", False):
+            able = sorted(name for name, cls in ARCHITECTURES.items() if getattr(cls, "supports_packing", False))
+            raise ValueError(f"train.pack needs a model.arch that takes packed rows ({', '.join(able)}), "
+                             f"not {self.model.arch!r}")
         return self
 
     @model_validator(mode="after")

@@ -140,6 +140,9 @@ class Batch:
     `scores_eos` is False). position_targets shift the position IDs the same way (the ID of the
     token at i+1), for the PPC position head; it is optional so that a Batch can still be built
     from the first five tensors alone.
+
+    A packed batch (`collate_packed`) holds several examples per row; `segments` then numbers them
+    within each row (1, 2, ...; 0 for padding) and the model attends only within a segment.
     """
 
     tokens: torch.Tensor
@@ -148,6 +151,7 @@ class Batch:
     position_ids: torch.Tensor
     attention_mask: torch.Tensor
     position_targets: torch.Tensor | None = None
+    segments: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         """Move every tensor; to a GPU through pinned memory, so the copy does not block the host."""
@@ -182,29 +186,74 @@ def length_groups(examples: list[Example], parts: int) -> list[list[Example]]:
 
 
 def collate(examples: list[Example], vocab: Vocab) -> Batch:
-    """Right-padded teacher-forcing batch of examples."""
-    seqs = [sequence_ids(ex, vocab) for ex in examples]
-    width = max(len(s) for s in seqs) - 1
-    b = len(examples)
-    tokens = np.full((b, width), vocab.pad_id, dtype=np.int64)
-    targets = np.full((b, width), vocab.pad_id, dtype=np.int64)
-    loss_mask = np.zeros((b, width), dtype=bool)
-    positions = np.zeros((b, width), dtype=np.int64)
-    attention = np.zeros((b, width), dtype=bool)
-    position_targets = np.zeros((b, width), dtype=np.int64)
-    for i, (ex, seq) in enumerate(zip(examples, seqs)):
-        t = len(seq) - 1
-        tokens[i, :t] = seq[:-1]
-        targets[i, :t] = seq[1:]
-        # Targets from the last prompt token onwards are answer tokens or <eos> (unless the example
-        # leaves <eos> out of its loss: text windows have no natural end; MQAR by default).
-        loss_mask[i, len(ex.prompt) : t if ex.scores_eos else t - 1] = True
-        ids = ex.positions.as_array()
-        positions[i, :t] = ids[:-1]
-        position_targets[i, :t] = ids[1:]
-        attention[i, :t] = True
+    """Right-padded teacher-forcing batch of examples, one per row."""
+    return _collate_rows([[ex] for ex in examples], vocab, max(ex.seq_len for ex in examples) - 1, packed=False)
+
+
+def pack_rows(lengths: list[int], width: int) -> list[list[int]]:
+    """Indices of items of `lengths` grouped into rows whose lengths sum to at most `width`.
+
+    First fit, longest first: each item goes into the first row with room, else opens a row.
+    Deterministic (ties keep the input order), and every item is in exactly one row.
+    """
+    if lengths and max(lengths) > width:
+        raise ValueError(f"an item of length {max(lengths)} does not fit a row of width {width}")
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        slot = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if slot is None:
+            rows.append([i])
+            room.append(width - lengths[i])
+        else:
+            rows[slot].append(i)
+            room[slot] -= lengths[i]
+    return rows
+
+
+def collate_packed(examples: list[Example], vocab: Vocab, width: int = 0) -> Batch:
+    """Teacher-forcing batch with several examples per row (`train.pack`).
+
+    Rows are `width` tokens wide, or as wide as the longest example when that is longer (0: always
+    the longest). Each example keeps its own position IDs and targets, and `segments` tells the
+    model which tokens belong together, so the loss and its gradient are those of `collate`'s
+    padded batch of the same examples, with less padding to compute.
+    """
+    lengths = [ex.seq_len - 1 for ex in examples]
+    width = max(width, *lengths)
+    rows = [[examples[i] for i in row] for row in pack_rows(lengths, width)]
+    return _collate_rows(rows, vocab, width, packed=True)
+
+
+def _collate_rows(rows: list[list[Example]], vocab: Vocab, width: int, packed: bool) -> Batch:
+    """The Batch of `rows` (each a list of examples laid side by side), right-padded to `width`."""
+    shape = (len(rows), width)
+    tokens = np.full(shape, vocab.pad_id, dtype=np.int64)
+    targets = np.full(shape, vocab.pad_id, dtype=np.int64)
+    loss_mask = np.zeros(shape, dtype=bool)
+    positions = np.zeros(shape, dtype=np.int64)
+    attention = np.zeros(shape, dtype=bool)
+    position_targets = np.zeros(shape, dtype=np.int64)
+    segments = np.zeros(shape, dtype=np.int64)
+    for i, row in enumerate(rows):
+        start = 0
+        for segment, ex in enumerate(row, start=1):
+            seq = sequence_ids(ex, vocab)
+            t = len(seq) - 1
+            end = start + t
+            tokens[i, start:end] = seq[:-1]
+            targets[i, start:end] = seq[1:]
+            # Targets from the last prompt token onwards are answer tokens or <eos> (unless the example
+            # leaves <eos> out of its loss: text windows have no natural end; MQAR by default).
+            loss_mask[i, start + len(ex.prompt) : end if ex.scores_eos else end - 1] = True
+            ids = ex.positions.as_array()
+            positions[i, start:end] = ids[:-1]
+            position_targets[i, start:end] = ids[1:]
+            attention[i, start:end] = True
+            segments[i, start:end] = segment
+            start = end
     arrays = (tokens, targets, loss_mask, positions, attention, position_targets)
-    return Batch(*(torch.from_numpy(a) for a in arrays))
+    return Batch(*(torch.from_numpy(a) for a in arrays), segments=torch.from_numpy(segments) if packed else None)
 
 
 @dataclass

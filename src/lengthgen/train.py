@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .data import Batch, batch_rng, collate, length_groups
+from .data import Batch, batch_rng, collate, collate_packed, length_groups
 from .errors import UserError
 from .evaluate import EvalRow, check_positions_fit, evaluate, format_table
 from .experiment import Experiment
@@ -48,9 +48,14 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     return optimizer, scheduler
 
 
+def _packing(batch: Batch) -> dict:
+    """The forward's keyword for a packed batch (none for a padded one, which every model takes)."""
+    return {} if batch.segments is None else {"segments": batch.segments}
+
+
 def answer_loss(model, batch: Batch) -> torch.Tensor:
     """Mean cross entropy over answer and <eos> targets."""
-    logits = model(batch.tokens, batch.position_ids, select=batch.loss_mask)
+    logits = model(batch.tokens, batch.position_ids, select=batch.loss_mask, **_packing(batch))
     return F.cross_entropy(logits.float(), batch.targets[batch.loss_mask])
 
 
@@ -64,7 +69,8 @@ def ppc_loss(model, batch: Batch, weight: float) -> tuple[torch.Tensor, torch.Te
     """
     if batch.position_targets is None:
         raise ValueError("ppc_loss needs batch.position_targets (build the batch with collate)")
-    logits, position_logits = model(batch.tokens, batch.position_ids, select=batch.loss_mask, return_positions=True)
+    logits, position_logits = model(batch.tokens, batch.position_ids, select=batch.loss_mask, return_positions=True,
+                                    **_packing(batch))
     token = F.cross_entropy(logits.float(), batch.targets[batch.loss_mask])
     position = F.cross_entropy(position_logits.float(), batch.position_targets[batch.loss_mask])
     return token + weight * position, token, position
@@ -155,8 +161,10 @@ class Trainer:
         per_shard = self.cfg.data.batch_size // self.cfg.data.shards
         examples = [ex for shard in self.shards
                     for ex in self.mixture.sample(batch_rng(self.cfg.seed.data, step, shard), per_shard)]
-        parts = self.cfg.train.micro_batches
-        groups = [examples] if parts == 1 else length_groups(examples, parts)
+        tc = self.cfg.train
+        groups = [examples] if tc.micro_batches == 1 else length_groups(examples, tc.micro_batches)
+        if tc.pack:
+            return [collate_packed(group, self.exp.vocab, tc.pack_length) for group in groups]
         return [collate(group, self.exp.vocab) for group in groups]
 
     def _log(self, record: dict) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..presets import PRESETS, get_preset, preset_of
+from ..presets.suite import run_suite
 from ..reports.report import write_report
 from ..reports.summary import write_repro_summary
 from ..store.fileio import atomic_write_text
@@ -60,28 +61,46 @@ def cmd_report(args) -> None:
     print(write_report(sweep.path, _parse_gaps(args.gap), preset_of(sweep.path)))
 
 
+def _print_summary(path: Path, table) -> None:
+    for row in table.itertuples():
+        print(f"{row.preset:<20} {row.verdict}" + (f"  ({row.runs} runs)" if row.runs else ""))
+    print(f"summary {path}")
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} must be comma-separated integers") from None
+
+
 def cmd_repro(args) -> None:
-    """Run a paper-claim preset at a scale and report its verdict."""
-    if args.summary:
+    """Run a paper-claim preset at a scale and report its verdict (or every preset, or the summary)."""
+    if args.summary or args.all:
+        flag = "--summary" if args.summary else "--all"
         if args.name:
-            raise UserError("--summary covers every preset; give no preset name")
-        path, table = write_repro_summary(args.dir, args.scale)
-        for row in table.itertuples():
-            print(f"{row.preset:<20} {row.verdict}" + (f"  ({row.runs} runs)" if row.runs else ""))
-        print(f"summary {path}")
+            raise UserError(f"{flag} covers every preset; give no preset name")
+        if args.summary and args.all:
+            raise UserError("give --all (run every preset) or --summary (report what is there), not both")
+    if args.summary:
+        _print_summary(*write_repro_summary(args.dir, args.scale))
+        return
+    if args.all:
+        if args.reuse or args.no_reuse:
+            raise UserError("--all trains each shared run once and copies finished ones from --dir; "
+                            "--reuse and --no-reuse do not apply")
+        _print_summary(*run_suite(args.scale, args.dir, executor=args.executor, workers=args.workers,
+                                  threads=args.threads, address=args.address, force=args.force,
+                                  seeds=_seeds(args.seeds)))
         return
     if args.list or not args.name:
         for name, preset in sorted(PRESETS.items()):
             print(f"{name:<20} [{preset.claim_id}] {preset.claim}")
         return
     preset = get_preset(args.name)
-    seeds = None
-    if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers") from None
-    spec = preset.spec(args.scale, seeds)
+    spec = preset.spec(args.scale, _seeds(args.seeds))
     path = Path(args.dir) / spec.name
     expand(spec)  # every run's config is valid (seeds included) before the directory is made
 
@@ -126,6 +145,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("repro", help="reproduce a paper claim (see --list)")
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--all", action="store_true",
+                   help="every preset at --scale as one resumable queue: shared runs trained once, cheapest verdicts "
+                        "first, one progress bar; ends with <dir>/repro-<scale>.md")
     p.add_argument("--summary", action="store_true",
                    help="every preset's verdict, runs, seeds and wall time at --scale from the sweeps in --dir; "
                         "writes <dir>/repro-<scale>.md")

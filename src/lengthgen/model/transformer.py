@@ -209,7 +209,10 @@ class Decoder(nn.Module):
         # Measured: on CPU under bf16 autocast, SDPA is slower than matmul + softmax.
         return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
 
-    def _mask(self, attention_mask, t: int, s: int, device) -> torch.Tensor | None:
+    def _mask(self, attention_mask, t: int, s: int, device, segments=None) -> torch.Tensor | None:
+        if segments is not None:
+            # Packed rows: causal within each example, nothing across (padding is one more segment).
+            return (causal_mask(t, s, device)[None] & (segments[:, :, None] == segments[:, None, :]))[:, None]
         if attention_mask is None:
             return None if t == s else causal_mask(t, s, device)[None, None]
         q_index = torch.arange(s - t, s, device=device)[:, None]
@@ -220,9 +223,12 @@ class Decoder(nn.Module):
         mask = mask | (k_index == q_index)[None]
         return mask[:, None]
 
+    # Packed training batches (several examples per row, `data.collate_packed`) are understood.
+    supports_packing = True
+
     def forward(self, tokens, position_ids, attention_mask=None, cache: KVCache | None = None,
                 hooks: Hooks | None = None, select: torch.Tensor | None = None,
-                return_positions: bool = False):
+                return_positions: bool = False, segments: torch.Tensor | None = None):
         """Logits [B, T, vocab] for tokens [B, T] at the given position IDs [B, T].
 
         select: optional bool [B, T]; then only those positions go through the LM head and the
@@ -230,7 +236,11 @@ class Decoder(nn.Module):
         return_positions: return (token_logits, position_logits) instead, the second [B, T,
         max_position] (or [N, max_position] with select) from the PPC position head; needs a
         model built with `position_head`. Without it the position head is never computed.
+        segments: optional int [B, T] of a packed batch (several examples per row): a token attends
+        only to the tokens of its own segment (replaces attention_mask; no cache).
         """
+        if segments is not None and cache is not None:
+            raise ValueError("packed rows (segments) are for training and scoring, not for cached decoding")
         if cache is not None and not cache.keys:
             cache.keys = [None] * len(self.blocks)
             cache.values = [None] * len(self.blocks)
@@ -245,7 +255,7 @@ class Decoder(nn.Module):
             x = x + pos
         shared = AttentionInputs(
             rotation=self.encoding.rotation(position_ids),
-            mask=self._mask(attention_mask, t, s, tokens.device),
+            mask=self._mask(attention_mask, t, s, tokens.device, segments),
             bias=self.encoding.bias(position_ids, key_ids),
             use_math=self._use_math(x),
         )

@@ -23,9 +23,10 @@ FIT = 0.9  # best-seed exact match over lengths <= L_main that counts as "the ma
 SCALES = {
     "cpu": {"model": {"layers": 3, "heads": 4, "d_model": 128, "d_ff": 512, "encoding": "rope", "rope_theta": 1e5},
             "steps": 2500, "batch": 64, "n": 128, "eval_every": 500, "seeds": [0, 1, 2], "length_factor": 0.5,
-            # Length-sorted micro-batches: the same gradient, 2.1x faster steps on maze-dfs and 1.2x on
-            # arith-carry on this CPU (benchmarks/micro_batches.py). Unmeasured on GPUs: 1 at paper scale.
-            "micro_batches": 4},
+            # Packed rows: the same gradient as one padded batch, 1.7x (arith-carry), 2.5x (maze-dfs) and
+            # 2.2x (string-mqar) faster steps on this CPU, 1.25-1.46x over 4 length-sorted micro-batches
+            # (benchmarks/batching.py, docs/performance.md). Unmeasured on GPUs: off at paper scale.
+            "pack": True},
     "paper": {"model": {"layers": 6, "heads": 6, "d_model": 384, "d_ff": 1536, "encoding": "rope", "rope_theta": 1e5},
               "steps": 20000, "batch": 1024, "n": 1024, "eval_every": 2000, "seeds": [0, 1, 2, 3, 4],
               "length_factor": 1.0},
@@ -72,7 +73,7 @@ def sweep_tree(scale: str, points: list[dict], groups: list[str], longest: int |
         "model": dict(s["model"]),
         "train": {"steps": steps, "lr": 1e-3, "schedule": "wsd", "warmup": 0.1, "decay": 0.2,
                   "betas": [0.9, 0.98], "weight_decay": 0.01, "eval_every": every,
-                  "checkpoint_every": every, "log_every": 50, "micro_batches": s.get("micro_batches", 1)},
+                  "checkpoint_every": every, "log_every": 50, "pack": s.get("pack", False)},
         "eval": {"lengths": eval_lengths(longest), "n": s["n"]},
     }
     scaled = []

@@ -30,9 +30,9 @@ def fingerprint(cfg: ExperimentConfig) -> str:
     tree = cfg.model_dump(mode="json")
     tree.pop("name", None)
     # How a run is executed, not what it learns: a sweep sets threads per job (`--threads`), and
-    # results differ across thread counts (or micro-batch splits of the same batch) only in the last
-    # digits, as across code revisions.
-    for key in ("threads", "collective_timeout", "micro_batches"):
+    # results differ across thread counts (or micro-batch splits or packing of the same batch) only
+    # in the last digits, as across code revisions.
+    for key in ("threads", "collective_timeout", "micro_batches", "pack", "pack_length"):
         tree["train"].pop(key, None)
     data = tree["data"]
     data["tasks"] = [entry.model_dump(mode="json") for entry in cfg.data.resolved_tasks()]

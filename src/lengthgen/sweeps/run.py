@@ -30,7 +30,7 @@ from .reuse import adopt, fingerprint, finished_runs
 from .spec import RunPlan, SweepSpec, expand, parse_spec
 
 
-def _execution_order(plans: list[RunPlan], seeds: list[int], status: dict[str, str]) -> list[RunPlan]:
+def execution_order(plans: list[RunPlan], seeds: list[int], status: dict[str, str]) -> list[RunPlan]:
     """Runs to resume first (their work is half done), then one seed of every grid point before the
     next seed: a sweep stopped early still covers the whole grid instead of a few points fully."""
     rank = {seed: i for i, seed in enumerate(seeds)}
@@ -178,7 +178,7 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         # for that one and is copied from it.
         repeats = [p for p in _duplicates(plans) if status[p.name] == "new"]
         status.update({p.name: "repeat" for p in repeats})
-        todo = _execution_order([p for p in plans if status[p.name] in ("new", "partial")], spec.seeds, status)
+        todo = execution_order([p for p in plans if status[p.name] in ("new", "partial")], spec.seeds, status)
         if not quiet:
             counts = {s: list(status.values()).count(s) for s in ("done", "reused", "repeat", "partial", "new")}
             print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['reused']} copied from "
