@@ -66,19 +66,19 @@ def matmul_parameters(cfg: ExperimentConfig, vocab_size: int) -> float:
     """Weights a token passes through (the cost of a token is about 2 FLOPs per weight, forward).
 
     The transformer's from its config; the idealized model's from its MLP widths; a pretrained
-    model's from its config.json when it is on disk (else a 100M-parameter guess)."""
+    model's from its config.json when it is on disk. A model a preparation step has still to make
+    (b-pretrained's CPU series) counts as a transformer of the config's sizes, a guess that the
+    suite replaces once the model exists."""
     m = cfg.model
-    if m.arch == "transformer":
-        mlp = (3 if m.mlp == "swiglu" else 2) * m.d_model * m.d_ff
-        return m.layers * (4 * m.d_model**2 + mlp) + m.d_model * vocab_size
     if m.arch == "sparse_attention":
         return 4 * m.tuple_size * m.d_model * m.hidden + m.d_model * vocab_size
     config = Path(str(m.path or "")) / "config.json"
-    if config.is_file():
+    if m.arch == "pretrained" and config.is_file():
         hf = json.loads(config.read_text())
         d, layers = hf.get("hidden_size", 576), hf.get("num_hidden_layers", 30)
         return layers * (4 * d * d + 3 * d * hf.get("intermediate_size", 4 * d)) + d * hf.get("vocab_size", 49152)
-    return 1e8
+    mlp = (3 if m.mlp == "swiglu" else 2) * m.d_model * m.d_ff
+    return m.layers * (4 * m.d_model**2 + mlp) + m.d_model * vocab_size
 
 
 def run_cost(cfg: ExperimentConfig, sample: int = 64) -> float:
