@@ -223,3 +223,22 @@ def test_swapcase_steps_probe_is_the_preset_with_only_its_steps_changed():
     assert probe.overrides == [*preset.overrides, "train.steps=7500"]
     assert probe.model_dump(exclude={"name", "overrides"}) == preset.model_dump(exclude={"name", "overrides"})
     assert {p.config.train.steps for p in expand(probe)} == {7500}
+
+
+def test_points_that_set_different_keys_summarize(tmp_path):
+    # Regression: a number only some points set (train.lr here) made summarize's merge fail
+    # ("merge on float64 and object columns").
+    spec = parse_spec({"name": "mixed", "base": {"data": {"tasks": [{"task": "copy", "lengths": [1, 2]}]}},
+                       "points": [{}, {"train.lr": 3e-4}, {"model.encoding": "nope"}], "seeds": [0, 1]})
+    sweep = SweepDir(tmp_path / "mixed")
+    sweep.prepare(spec, force=False)
+    for plan in expand(spec):
+        run = sweep.run_dir(plan)
+        run.path.mkdir(parents=True)
+        run.write_config(plan.config)
+        run.write_eval([EvalRow(10, "copy", length, 10, 0.1 * plan.seed + 0.2 * length, 0.5) for length in (1, 2)])
+        run.mark_done(seconds=1.0)
+    summary = summarize(collect(sweep))
+    assert len(summary) == 3 * 2 and summary["train.lr"].dtype == float
+    lr = summary[summary["train.lr"] == 3e-4].set_index("length")
+    assert lr.loc[2, "mean"] == pytest.approx(0.45) and lr.loc[2, "best_seed"] == 1

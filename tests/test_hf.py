@@ -87,3 +87,61 @@ def test_missing_transformers_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` fail
     with pytest.raises(UserError, match="pip install transformers"):
         export_llama(tiny(), tmp_path / "hf")
+
+
+def test_the_exported_tokenizer_splits_and_numbers_text_as_lengthgen_does(tmp_path):
+    import numpy as np
+
+    from lengthgen.model.hf_export import hf_tokenizer
+    from lengthgen.tasks import TASKS, make_task
+    from lengthgen.vocab import Vocab
+
+    vocab = Vocab.default()
+    hf_tokenizer(vocab).save_pretrained(tmp_path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)  # as a user loads it, from files alone
+    for name in sorted(TASKS):
+        if name == "text":
+            continue  # windows of a corpus: covered by the characters below
+        for ex in make_task(name).sample(np.random.default_rng(0), 3, 4):
+            text = "".join(ex.prompt) + "".join(ex.answer)
+            assert tokenizer(text)["input_ids"] == [vocab.bos_id, *vocab.encode(text)], (name, text)
+            assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
+    text = "".join(chr(c) for c in range(32, 127)) + "[300]<x>[1]<t15><sep>"  # fallbacks to characters too
+    assert tokenizer(text)["input_ids"] == [vocab.bos_id, *vocab.encode(text)]
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) == \
+        (vocab.bos_id, vocab.eos_id, vocab.pad_id)
+
+
+def test_an_exported_run_generates_lengthgens_greedy_answers_with_transformers_alone(trained_copy, tmp_path):
+    from lengthgen.cli.main import main
+    from lengthgen.data import collate_prompts, eval_examples
+    from lengthgen.decoding import greedy_decode
+
+    exp, run = trained_copy
+    out = tmp_path / "hf"
+    assert main(["export", str(run.path), str(out)]) == 0
+    spec = exp.specs[0]
+    settings = exp.cfg.positions.settings()
+    examples = [ex for n in (3, 6, 8) for ex in eval_examples(spec, n, 8, 0, "consecutive", settings)]
+    batch = collate_prompts(examples, exp.vocab)
+    exp.model.eval()
+    ours = greedy_decode(exp.model, batch, 12, exp.vocab.eos_id, exp.vocab.pad_id)
+    eos = exp.vocab.eos_id
+    ends = [int((row == eos).nonzero()[0]) if (row == eos).any() else len(row) for row in ours]
+    expected = [exp.vocab.decode(row[:end]) for row, end in zip(ours, ends)]
+    assert any(e == "".join(ex.answer) for e, ex in zip(expected, examples))  # the model copies some
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    model = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    prompts = ["".join(ex.prompt) for ex in examples]
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=12)
+    theirs = tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert theirs == expected
+    pipe = transformers.pipeline("text-generation", model=model, tokenizer=tokenizer)
+    piped = [out[0]["generated_text"] for out in pipe(prompts[:4], max_new_tokens=12, return_full_text=False)]
+    assert piped == expected[:4]
+    config = transformers.AutoConfig.from_pretrained(out)
+    assert (config.bos_token_id, config.eos_token_id, config.pad_token_id) == (1, 2, 0)
+    assert transformers.GenerationConfig.from_pretrained(out).do_sample is False

@@ -161,3 +161,14 @@ def test_every_matrix_starts_at_init_std_fire_mlp_included(init_std):
     for weight in (first, last, model.blocks[0].attn.qkv.weight, model.embed.weight):
         assert weight.mean().abs() < 0.2 * init_std
         assert 0.85 * init_std < weight.std() < 1.15 * init_std
+
+
+def test_embedding_tables_can_start_at_their_own_scale():
+    torch.manual_seed(0)
+    cfg = ModelConfig(layers=1, heads=2, d_model=64, d_ff=64, encoding="learned", embedding_init_std=1.0)
+    model = Decoder(cfg, VOCAB, MAX_POS)
+    for table in (model.embed.weight, model.encoding.table.weight):
+        assert 0.9 < table.std() < 1.1
+    assert 0.015 < model.blocks[0].attn.qkv.weight.std() < 0.025  # every other matrix keeps init_std
+    with pytest.raises(ValueError, match="embedding_init_std must be > 0"):
+        ModelConfig(embedding_init_std=0.0)

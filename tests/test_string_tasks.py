@@ -192,3 +192,36 @@ def test_mqar_eos_is_trained_and_judged_only_when_asked(monkeypatch, eos_in_loss
         hits, right, total = evaluate_module.score_greedy(None, examples, vocab, "cpu", torch.float32)
         assert hits.tolist() == [exact] * 6
         assert total == 6 * (2 + eos_in_loss) and right == total - (0 if exact else 6)
+
+
+def test_distinct_strings_never_repeat_a_symbol_and_stop_at_the_alphabet():
+    task = make_task("copy", {"distinct": True, "alphabet": "abcdefgh"})
+    for ex in task.sample(np.random.default_rng(0), 50, 8):
+        s = "".join(ex.prompt)[:-1]
+        assert len(set(s)) == len(s) == 8 and "".join(ex.answer) == s
+    with pytest.raises(UserError, match=r"cannot make length 9; valid lengths: 1..8 \(distinct symbols"):
+        task.sample(np.random.default_rng(0), 1, 9)
+    # The default draws with repeats, from the generator exactly as before the option existed.
+    plain = make_task("copy", {"alphabet": "ab"}).sample(np.random.default_rng(1), 20, 6)
+    assert any(len(set(ex.prompt[:-1])) < 6 for ex in plain)
+    assert make_task("reverse", {"distinct": True}).max_length == 52 and make_task("reverse").max_length is None
+
+
+@pytest.mark.parametrize("name,ids", [
+    # RECIPES.md 1.1 (Cho et al.'s code): copy 4725 -> 0 2 3 4 5 1 | 2 3 4 5, reverse -> 0 1 2 3 4 5 | 4 3 2 1
+    ("copy", ([0], [2, 3, 4, 5, 1], [2, 3, 4, 5], 6)),
+    ("reverse", ([0], [1, 2, 3, 4, 5], [4, 3, 2, 1], 0)),
+])
+def test_the_copied_id_rule_is_cho_et_al_layout(name, ids):
+    ex = make_task(name, {"id_rule": "copied"}).sample(np.random.default_rng(0), 1, 4)[0]
+    bos, prompt, answer, eos = ids
+    assert (ex.coupled.bos, list(ex.coupled.prompt), list(ex.coupled.answer), ex.coupled.eos) == \
+        (bos[0], prompt, answer, eos)
+    # The token with ID p predicts the token with ID p + 1 (copy) or p - 1 (reverse): every answer
+    # token's ID is its predictor's plus the step, `=` predicting the first.
+    step = 1 if name == "copy" else -1
+    predictors = [ex.coupled.prompt[-1], *ex.coupled.answer[:-1]]
+    assert [p + step for p in predictors] == list(ex.coupled.answer)
+    # and each answer token carries the ID of the input token it copies
+    source = {"copy": lambda j: j, "reverse": lambda j: 3 - j}[name]
+    assert [ex.coupled.prompt[source(j)] for j in range(4)] == list(ex.coupled.answer)

@@ -9,4 +9,6 @@ stats.py      Pearson and Spearman correlation
 dependency.py per-token far-context gain and the sparsity k of its dependency, on any scorer
 context.py    that analysis for a trained text run: the model's scorer, tables, plots
               (`lengthgen context RUN`)
+alignment.py  copy and reverse: attention of the answer-predicting tokens on the input token each
+              answer copies, and accuracy per answer position (`lengthgen align RUN`)
 """

@@ -1,4 +1,4 @@
-"""Subcommands that read a trained run: eval (optionally with heads ablated), export, heads, context.
+"""Subcommands that read a trained run: eval (optionally with heads ablated), export, heads, align, context.
 
 Every user error is a UserError, which `cli.main` turns into one line and exit status 2.
 """
@@ -12,6 +12,8 @@ from tqdm import tqdm
 
 from ..analysis import context, tracking
 from ..analysis.ablation import EvalSetup, ablator, check_hooked, parse_heads
+from ..analysis.alignment import answer_alignment
+from ..analysis.alignment import summary_text as alignment_summary
 from ..config import MAX_COUNT, parse_lengths
 from ..errors import UserError
 from ..evaluate import check_positions_fit, format_table
@@ -19,7 +21,7 @@ from ..experiment import build_experiment
 from ..model.hf_export import export_llama
 from ..reports.plots import plot_length_curve
 from ..store.checkpoint import find_checkpoint, load_weights
-from ..store.fileio import check_writable
+from ..store.fileio import atomic_write_text, check_writable
 from ..store.rundir import RunDir
 from ..vocab import Vocab
 
@@ -87,7 +89,7 @@ def cmd_export(args) -> None:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise UserError(f"{str(out)!r} is not empty; use --force to write into it")
     check_writable(out)
-    export_llama(exp.model, out)
+    export_llama(exp.model, out, vocab=exp.vocab)
     exp.vocab.save(out / "lengthgen_vocab.json")
     print(f"exported step {step} of {run.path} to {out}")
 
@@ -101,6 +103,28 @@ def cmd_heads(args) -> None:
     steps = tracking.select_checkpoints(run, args.checkpoints)
     print(tracking.summary_text(tracking.analyze_run(run, settings, steps, device=args.device, force=args.force),
                                 settings))
+
+
+def cmd_align(args) -> None:
+    """Attention of the answer-predicting tokens on their source input token, and accuracy per answer
+    position, of a copy or reverse run (lengthgen.analysis.alignment); writes two CSVs into the run."""
+    if args.n is not None and not 1 <= args.n <= MAX_COUNT:
+        raise UserError(f"-n must be in 1..{MAX_COUNT}")
+    run, cfg, exp, step = _load(args, args.device)
+    specs = {s.task.name: s for s in exp.specs}
+    name = args.task or next(iter(specs))
+    if name not in specs:
+        raise UserError(f"task {name!r} is not in this run; its tasks: {', '.join(specs)}")
+    check_hooked(exp.model)
+    lengths = parse_lengths(args.lengths) if args.lengths else cfg.eval.length_list()
+    setup = replace(EvalSetup.of(exp, args.n), mode="teacher_forced")
+    check_positions_fit(exp.model, [specs[name]], lengths, cfg.seed.eval, cfg.positions.eval,
+                        cfg.positions.settings(), setup.n)
+    mass, positions = answer_alignment(exp.model, specs[name], lengths, setup, step)
+    for table, file in ((mass, "alignment.csv"), (positions, "alignment_positions.csv")):
+        atomic_write_text(run.path / file, table.to_csv(index=False))
+    print(f"{name}, step {step}")
+    print(alignment_summary(mass, positions))
 
 
 def cmd_context(args) -> None:
@@ -147,6 +171,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even when stored results match")
     p.set_defaults(fn=cmd_heads)
+
+    p = sub.add_parser("align", help="copy/reverse runs: attention of the answer-predicting tokens on the input "
+                                     "token each answer copies, and accuracy per answer position")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--lengths", help="'10,20,40' or '1:40' (default: the run's evaluation lengths)")
+    p.add_argument("--task", help="which of the run's tasks (default: its first)")
+    p.add_argument("-n", type=int, help="examples per length (default: the run's eval.n)")
+    p.add_argument("--checkpoint", type=int, help="step (default: newest)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(fn=cmd_align)
 
     p = sub.add_parser("context", help="text runs: per-token loss gain from far context and how sparse its "
                                        "dependency is, beyond the training length")

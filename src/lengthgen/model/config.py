@@ -40,6 +40,10 @@ class ModelConfig(BaseModel):
     tie_embeddings: bool = False
     attention: Literal["auto", "sdpa", "math"] = "auto"
     init_std: float = 0.02
+    # The token and learned-position embedding tables start N(0, embedding_init_std) instead (None:
+    # init_std). Cho et al.'s position-coupling code starts both at N(0, 1) (RECIPES.md 1.2): large,
+    # nearly orthogonal ID vectors that AdamW's small steps barely move.
+    embedding_init_std: float | None = None
     # Predictive Position Coupling (PPC, PAPERS.md A5): a second linear head on the final normed
     # hidden state predicts the position ID of the next token (logits over 0..max_position-1).
     # Off by default; only the transformer has it. Needs a coupled position policy.
@@ -74,6 +78,8 @@ class ModelConfig(BaseModel):
         for name in ("layers", "heads", "d_model", "d_ff"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1")
+        if self.embedding_init_std is not None and not self.embedding_init_std > 0:
+            raise ValueError(f"model.embedding_init_std must be > 0, got {self.embedding_init_std}")
         for name in ("init_std", "norm_eps", "rope_theta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"model.{name} must be > 0, got {getattr(self, name)}")

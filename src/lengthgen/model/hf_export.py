@@ -1,17 +1,24 @@
 """Hugging Face interop: export a lengthgen Decoder as a LlamaForCausalLM directory and load one back.
 
+An export is a complete Hugging Face model directory: config.json (with bos / eos / pad ids),
+generation_config.json (greedy), model.safetensors, and a fast tokenizer built from lengthgen's
+fixed vocabulary (`hf_tokenizer`), so `AutoTokenizer`, `AutoModelForCausalLM`, `generate` and
+`pipeline("text-generation")` work on it with transformers alone.
+
 transformers is optional (`pip install 'lengthgen[hf]'`): it is imported only inside the functions.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
 
 from .. import __version__, optional
 from ..errors import UserError
+from ..vocab import BOS, EOS, PAD, SEP, SPECIALS, Vocab
 from .config import ModelConfig
 from .transformer import Decoder
 
@@ -53,7 +60,26 @@ def _layer_keys(i: int) -> dict[str, str]:
             ours + "mlp.down.weight": hf + "mlp.down_proj.weight"}
 
 
-def export_llama(model: Decoder, out_dir, vocab_size: int | None = None) -> Path:
+def hf_tokenizer(vocab: Vocab):
+    """A `PreTrainedTokenizerFast` that splits text exactly as `Vocab.tokenize` does and maps to the
+    same ids: the vocabulary's atomic tokens (specials, task markers, maze nodes `[k]`) are single
+    tokens, every other character is its own; `<bos>` is prepended, decoding joins the tokens
+    without spaces. Prompts are padded on the left, as greedy generation wants them."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    tf = optional.transformers()
+    atomic = sorted((t for t in vocab.tokens if len(t) > 1), key=len, reverse=True)
+    pattern = "|".join([*map(re.escape, atomic), "."])
+    tokenizer = Tokenizer(models.WordLevel(vocab=dict(vocab.index), unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    tokenizer.add_special_tokens(list(SPECIALS))
+    tokenizer.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, vocab.bos_id)])
+    tokenizer.decoder = decoders.Fuse()
+    return tf.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                      sep_token=SEP, padding_side="left", clean_up_tokenization_spaces=False)
+
+
+def export_llama(model: Decoder, out_dir, vocab_size: int | None = None, vocab: Vocab | None = None) -> Path:
     """Write `model` to `out_dir` as a transformers LlamaForCausalLM (config.json + model.safetensors).
 
     Only RMSNorm + SwiGLU models with the "rope" or "nope" encoding can be exported. RoPE maps
@@ -63,6 +89,8 @@ def export_llama(model: Decoder, out_dir, vocab_size: int | None = None) -> Path
     `vocab_size` (>= the model's) pads the embedding and LM head with zero rows, e.g. to match a
     tokenizer; padded tokens get logit 0. The config's `lengthgen` entry records the encoding,
     max_position, original vocab size, full ModelConfig and version, so `load_llama` is exact.
+    With `vocab` (the run's), the tokenizer is written too and config.json and
+    generation_config.json name its `<bos>`, `<eos>` and `<pad>` ids (greedy decoding).
     Returns the output directory.
     """
     cfg = model.cfg
@@ -77,24 +105,26 @@ def export_llama(model: Decoder, out_dir, vocab_size: int | None = None) -> Path
     if cfg.norm != "rmsnorm" or cfg.mlp != "swiglu":
         raise UserError(f"cannot export norm={cfg.norm!r} mlp={cfg.mlp!r} to Llama; "
                         "it needs norm rmsnorm and mlp swiglu")
-    vocab = model.vocab_size if vocab_size is None else int(vocab_size)
-    if vocab < model.vocab_size:
-        raise UserError(f"vocab_size {vocab} is smaller than the model's vocabulary ({model.vocab_size})")
+    rows = model.vocab_size if vocab_size is None else int(vocab_size)
+    if rows < model.vocab_size:
+        raise UserError(f"vocab_size {rows} is smaller than the model's vocabulary ({model.vocab_size})")
     tf = optional.transformers()
 
     rope = HF_ROPE[cfg.encoding](cfg)
     config = tf.LlamaConfig(
-        vocab_size=vocab, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff, num_hidden_layers=cfg.layers,
+        vocab_size=rows, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff, num_hidden_layers=cfg.layers,
         num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads, head_dim=cfg.head_dim,
         hidden_act="silu", max_position_embeddings=model.max_position, rms_norm_eps=cfg.norm_eps,
         tie_word_embeddings=cfg.tie_embeddings, attention_bias=False, mlp_bias=False,
-        bos_token_id=None, eos_token_id=None, **_rope_kwargs(tf.LlamaConfig, rope),
+        bos_token_id=vocab.bos_id if vocab is not None else None,
+        eos_token_id=vocab.eos_id if vocab is not None else None,
+        pad_token_id=vocab.pad_id if vocab is not None else None, **_rope_kwargs(tf.LlamaConfig, rope),
     )
     config.lengthgen = {"version": __version__, "encoding": cfg.encoding, "max_position": model.max_position,
                         "vocab_size": model.vocab_size, "model_config": cfg.model_dump()}
 
     ours = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    pad = vocab - model.vocab_size
+    pad = rows - model.vocab_size
     sd = {"model.embed_tokens.weight": torch.nn.functional.pad(ours["embed.weight"], (0, 0, 0, pad)),
           "model.norm.weight": ours["norm.weight"],
           "lm_head.weight": torch.nn.functional.pad(ours["lm_head.weight"], (0, 0, 0, pad))}
@@ -114,6 +144,11 @@ def export_llama(model: Decoder, out_dir, vocab_size: int | None = None) -> Path
         raise RuntimeError(f"export_llama left HF weights unset: {sorted(missing)[:5]}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if vocab is not None:
+        hf_model.generation_config = tf.GenerationConfig(
+            bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id, do_sample=False,
+            max_length=model.max_position)
+        hf_tokenizer(vocab).save_pretrained(out)
     # safetensors is the default format in every supported transformers (4.45+); 5.x has no switch.
     hf_model.save_pretrained(out)
     return out

@@ -199,8 +199,10 @@ class Decoder(nn.Module):
 
     def _init(self, module):
         # Every matrix, the encodings' own included (FIRE's MLP, learned position rows), starts
-        # N(0, init_std); biases keep PyTorch's default.
-        if isinstance(module, (nn.Linear, nn.Embedding)) and module.weight.dim() == 2:
+        # N(0, init_std), embedding tables N(0, embedding_init_std) when set; biases keep PyTorch's default.
+        if isinstance(module, nn.Embedding) and self.cfg.embedding_init_std is not None:
+            nn.init.normal_(module.weight, std=self.cfg.embedding_init_std)
+        elif isinstance(module, (nn.Linear, nn.Embedding)) and module.weight.dim() == 2:
             nn.init.normal_(module.weight, std=self.cfg.init_std)
 
     def _use_math(self, x: torch.Tensor) -> bool:

@@ -49,6 +49,10 @@ def collect(sweep: SweepDir) -> pd.DataFrame:
             lambda label: train_max.get(variant_task(label)) if isinstance(label, str) else np.nan)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
+    for key in grid_keys:
+        # A key that only some points set is None elsewhere: as a number column with NaN there, so
+        # that tables grouped by it (whose keys pandas turns numeric) merge back with this one.
+        table[key] = table[key].infer_objects()
     optional = [c for c in OPTIONAL_VALUE_COLUMNS if table[c].notna().any()]
     columns = grid_keys + ["seed", "run", "status"] + VALUE_COLUMNS + ["train_max"] + optional
     table = table[columns]

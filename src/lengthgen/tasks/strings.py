@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -20,15 +21,33 @@ LETTERS = string.ascii_lowercase + string.ascii_uppercase
 @dataclass(frozen=True)
 class _StringTask(Task):
     """Shared sampling for tasks whose prompt is `s=` with s uniform over an alphabet. Every such
-    task takes the input s, so each can re-label another's examples (`tasks.base.relabel`)."""
+    task takes the input s, so each can re-label another's examples (`tasks.base.relabel`).
+
+    alphabet   the symbols of s
+    distinct   False: each symbol uniform and independent (repeats allowed); True: s is a uniform
+               draw without replacement, so no symbol repeats (length <= len(alphabet)). Copy
+               without repeats cannot be solved by content (find the previous occurrence of the
+               current symbol, copy the next one), only by position.
+    """
 
     input_kind = "string"
     alphabet: str = LETTERS
+    distinct: bool = False
+
+    def __post_init__(self) -> None:
+        # Without repeats a string is at most as long as the alphabet; the instance's limit lets
+        # check_length and the evaluation length filter see it (the class keeps None).
+        if self.distinct:
+            object.__setattr__(self, "max_length", len(self.alphabet))
 
     def validate(self) -> None:
         """Reject alphabets that clash with the prompt syntax or repeat symbols."""
         if not self.alphabet or "=" in self.alphabet or len(set(self.alphabet)) != len(self.alphabet):
             raise UserError(f"task {self.name!r}: alphabet must be non-empty, unique symbols, without '='")
+
+    def length_limits_reason(self) -> str:
+        """Why distinct strings are no longer than the alphabet."""
+        return f"distinct symbols of an alphabet of {len(self.alphabet)}" if self.distinct else ""
 
     def transform(self, s: tuple[str, ...]) -> tuple[str, ...]:
         """The answer for input string s."""
@@ -36,7 +55,10 @@ class _StringTask(Task):
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         symbols = np.array(list(self.alphabet))
-        draws = symbols[rng.integers(0, len(symbols), size=(n, length))]
+        if self.distinct:  # argsort of uniform noise: a uniform permutation per row, cut to length
+            draws = symbols[np.argsort(rng.random((n, len(symbols))), axis=1)[:, :length]]
+        else:
+            draws = symbols[rng.integers(0, len(symbols), size=(n, length))]
         for row in draws.tolist():
             yield self.build(tuple(row))
 
@@ -49,19 +71,33 @@ class _StringTask(Task):
         return (*inputs, "="), self.transform(inputs), {}
 
 
+# How coupled IDs pair an answer with its input (the `id_rule` of copy and reverse and their
+# swapcase variants):
+#   predictor  [ours] the token that predicts answer j sits at the ID of the input token answer j
+#              copies, so attention finds "my own ID";
+#   copied     Cho et al. 2024 (their code's layout, RECIPES.md 1.1): answer j carries the ID of the
+#              input token it copies, `=` sits at the start ID, and the token with ID p predicts the
+#              token with ID p + 1 (copy) or p - 1 (reverse).
+
+
 @register_task
 @dataclass(frozen=True)
 class Copy(_StringTask):
-    """`abc=` -> `abc`. Coupled IDs: input i has ID i; the token predicting answer i sits at ID i."""
+    """`abc=` -> `abc`. Coupled IDs (id_rule predictor): input i has ID i; the token predicting
+    answer i sits at ID i. id_rule copied: input i has ID i + 1, `=` ID 1, answer i ID i + 1."""
 
     name = "copy"
     description = "copy a string of letters (length = characters)"
+    id_rule: Literal["predictor", "copied"] = "predictor"
 
     def transform(self, s):
         return s
 
     def coupled_positions(self, prompt, answer):
         n = len(answer)
+        if self.id_rule == "copied":
+            # '=' at the start ID 1 predicts answer 1, the copy of input 1 at ID 2: "predict ID + 1".
+            return Positions(0, tuple(range(2, n + 2)) + (1,), tuple(range(2, n + 2)), n + 2)
         # '=' predicts answer 1, so it shares ID 1; answer j predicts answer j+1 -> ID j+1.
         return Positions(0, tuple(range(1, n + 1)) + (1,), tuple(range(2, n + 2)), n + 2)
 
@@ -73,12 +109,17 @@ class Reverse(_StringTask):
 
     name = "reverse"
     description = "reverse a string of letters (length = characters)"
+    id_rule: Literal["predictor", "copied"] = "predictor"
 
     def transform(self, s):
         return s[::-1]
 
     def coupled_positions(self, prompt, answer):
         n = len(answer)
+        if self.id_rule == "copied":
+            # Inputs 1..n, '=' at n+1; answer j copies input n+1-j and carries its ID, so the token
+            # with ID p predicts the one at p - 1, down to <eos> at 0 (as Cho et al.'s <bos>/<eos>).
+            return Positions(0, tuple(range(1, n + 2)), tuple(range(n, 0, -1)), 0)
         # '=' predicts answer 1 (= input n) -> ID n; answer j predicts input n-j -> ID n-j;
         # the last answer token predicts <eos> from a fresh ID n+1, as in copy.
         answer_ids = tuple(range(n - 1, 0, -1)) + (n + 1,)

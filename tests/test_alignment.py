@@ -1,0 +1,50 @@
+"""`lengthgen align`: attention of the answer-predicting tokens on the input token each answer copies."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lengthgen.analysis.alignment import ALIGNMENTS, PARTS, query_source_pairs
+from lengthgen.cli.main import main
+from lengthgen.data import wrap_in_marker
+from lengthgen.tasks import make_task
+
+
+@pytest.mark.parametrize("name", ["copy", "reverse"])
+def test_each_answer_is_paired_with_the_input_token_it_copies(name):
+    ex = make_task(name).sample(np.random.default_rng(0), 1, 5)[0]
+    wrapped = wrap_in_marker(ex, "<t1>", repeat=2)
+    inputs = ["<bos>", *wrapped.prompt, *wrapped.answer]
+    pairs = query_source_pairs(wrapped, ALIGNMENTS[name])
+    assert [inputs[source] for _, source in pairs] == list(wrapped.answer)  # the source holds the answer symbol
+    # the query predicting answer j is the token just before it: the trailing marker, then the answers
+    assert [q for q, _ in pairs] == [len(wrapped.prompt) + j for j in range(5)]
+    assert inputs[pairs[0][0]] == "<t1>" and inputs[pairs[1][0]] == wrapped.answer[0]
+
+
+def test_align_command_splits_every_heads_attention_and_scores_each_position(trained_copy, capsys):
+    _, run = trained_copy
+    assert main(["align", str(run.path), "--lengths", "4,6", "-n", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "copy, step 400" in out and "teacher-forced accuracy by answer position" in out
+    mass = pd.read_csv(run.path / "alignment.csv")
+    positions = pd.read_csv(run.path / "alignment_positions.csv")
+    assert set(mass["length"]) == {4, 6} and len(mass) == 2 * 2 * 2  # lengths x layers x heads
+    assert np.allclose(mass[list(PARTS)].sum(axis=1), 1.0, atol=1e-4)  # every query's mass, split four ways
+    six = positions[positions["length"] == 6]
+    assert list(six["position"]) == ["1", "2", "3", "4", "5", "6", "eos"] and (six["n"] == 16).all()
+    assert six["accuracy"].between(0, 1).all()
+    # A copy model that copies at all reads the source: some head puts far more than a uniform share on it.
+    best = mass[mass["length"] == 6]["source"].max()
+    assert best > 2 / (6 + 2)
+
+
+def test_align_refuses_a_task_without_an_alignment(tmp_path, capsys):
+    from helpers import tiny_config, train_tree
+
+    tree = tiny_config(data={"tasks": [{"task": "reverse_add", "lengths": [1, 3]}], "batch_size": 8})
+    tree["train"] = {**tree["train"], "steps": 2}
+    run = train_tree(tree, tmp_path / "add")
+    assert main(["align", str(run.path), "--lengths", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown answer alignment 'reverse_add'; valid: copy, reverse" in err
