@@ -40,11 +40,17 @@ def incremental(model, tokens, positions, mask, prefill=5):
     return torch.cat(outs, dim=1)
 
 
+# The length-robust attention options, alone and together, must keep every parity below.
+ATTENTION_OPTIONS = {"plain": {}, "window": {"attention_window": 3}, "log_keys": {"logit_scaling": "log_keys"},
+                     "both": {"attention_window": 3, "logit_scaling": "log_keys"}}
+
+
+@pytest.mark.parametrize("options", sorted(ATTENTION_OPTIONS))
 @pytest.mark.parametrize("attention", ["sdpa", "math"])
 @pytest.mark.parametrize("left_pad", [False, True])
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
-def test_full_forward_equals_kv_cache_decoding(encoding, left_pad, attention):
-    model = tiny(encoding, attention=attention)
+def test_full_forward_equals_kv_cache_decoding(encoding, left_pad, attention, options):
+    model = tiny(encoding, attention=attention, **ATTENTION_OPTIONS[options])
     tokens, positions, mask = inputs(left_pad)
     with torch.no_grad():
         full = model(tokens, positions, mask)
@@ -53,10 +59,11 @@ def test_full_forward_equals_kv_cache_decoding(encoding, left_pad, attention):
     assert torch.allclose(full[real], step[real], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("options", sorted(ATTENTION_OPTIONS))
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
-def test_training_path_and_padding_agree(encoding):
+def test_training_path_and_padding_agree(encoding, options):
     """No mask (training), an all-ones mask, and a left-padded copy give the same logits."""
-    model = tiny(encoding)
+    model = tiny(encoding, **ATTENTION_OPTIONS[options])
     tokens, positions, _ = inputs(False)
     with torch.no_grad():
         plain = model(tokens, positions)
@@ -172,3 +179,35 @@ def test_embedding_tables_can_start_at_their_own_scale():
     assert 0.015 < model.blocks[0].attn.qkv.weight.std() < 0.025  # every other matrix keeps init_std
     with pytest.raises(ValueError, match="embedding_init_std must be > 0"):
         ModelConfig(embedding_init_std=0.0)
+
+
+def test_a_window_hides_everything_older_than_it():
+    torch.manual_seed(0)
+    model = Decoder(ModelConfig(layers=1, heads=2, d_model=16, d_ff=32, attention_window=3), VOCAB, MAX_POS).eval()
+    tokens, positions, _ = inputs(False)
+    changed = tokens.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(tokens, positions), model(changed, positions)
+    # One layer, window 3: position 8 sees 6-8 only; position 7 still sees 5.
+    assert torch.equal(a[:, 8:], b[:, 8:]) and not torch.allclose(a[:, 7], b[:, 7])
+
+
+def test_log_key_scaling_starts_as_plain_attention_at_16_keys_and_sharpens_beyond():
+    def build(**options):  # no noise on top: both models must hold the very same weights
+        torch.manual_seed(0)
+        return Decoder(ModelConfig(layers=1, heads=4, d_model=32, d_ff=64, **options), VOCAB, MAX_POS).eval()
+
+    plain, scaled = build(), build(logit_scaling="log_keys")
+    g = torch.Generator().manual_seed(2)
+    tokens = torch.randint(0, VOCAB, (2, 40), generator=g)
+    positions = torch.arange(40).expand(2, 40)
+    with torch.no_grad():
+        hooks = [Hooks(capture=["blocks.0.attn.hook_pattern"]) for _ in range(2)]
+        a, b = plain(tokens, positions, hooks=hooks[0]), scaled(tokens, positions, hooks=hooks[1])
+    torch.testing.assert_close(b[:, 15], a[:, 15], rtol=1e-5, atol=1e-5)  # query 15 sees 16 keys: factor 1
+    assert not torch.allclose(b[:, 39], a[:, 39])
+    pa, pb = (h.cache["blocks.0.attn.hook_pattern"][:, :, 39] for h in hooks)
+    entropy = [-(p * p.clamp_min(1e-12).log()).sum(-1).mean() for p in (pa, pb)]
+    assert entropy[1] < entropy[0]  # 40 keys: the scaled softmax is sharper
+    assert scaled.blocks[0].attn.log_scale.shape == (4,)

@@ -39,6 +39,15 @@ class ModelConfig(BaseModel):
     mlp: Literal["swiglu", "gelu"] = "swiglu"
     tie_embeddings: bool = False
     attention: Literal["auto", "sdpa", "math"] = "auto"
+    # Length-robust attention (RECIPES.md 5; both off by default, both with every encoding):
+    # attention_window w > 0: each token attends to itself and the w - 1 tokens before it only (a
+    # band, as sliding-window attention), so no input is ever longer than a trained window.
+    attention_window: int = Field(0, ge=0, le=MAX_SIZE)
+    # logit_scaling "log_keys": each head's queries are multiplied by exp(a_h) * log(n), n the number
+    # of keys the query may attend (scalable softmax, Nakanishi 2025), with a_h learned and started
+    # at -log(log 16) (a factor of 1 at 16 keys): attention stays as sharp on long inputs as on short
+    # ones instead of spreading over more keys. Position biases (alibi, fire) are not scaled.
+    logit_scaling: Literal["none", "log_keys"] = "none"
     init_std: float = 0.02
     # The token and learned-position embedding tables start N(0, embedding_init_std) instead (None:
     # init_std). Cho et al.'s position-coupling code starts both at N(0, 1) (RECIPES.md 1.2): large,

@@ -10,6 +10,7 @@ itself only, so no row of the softmax is empty.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -93,6 +94,7 @@ class AttentionInputs:
     # Math attention only: the mask as 0 / -inf, [T, S] or [B, 1, T, S], built once per forward
     # so that each layer adds it in the same pass that scales the scores.
     additive_mask: torch.Tensor | None = None
+    log_keys: torch.Tensor | None = None  # logit_scaling: log(keys each query may attend), [B or 1, 1, T, 1]
 
 
 class Attention(nn.Module):
@@ -104,12 +106,18 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.prefix = f"blocks.{layer}.attn."
+        # logit_scaling log_keys: a learned log-factor per head (see ModelConfig).
+        self.log_scale = None
+        if cfg.logit_scaling == "log_keys":
+            self.log_scale = nn.Parameter(torch.full((cfg.heads,), -math.log(math.log(16.0))))
 
     def forward(self, x, encoding, shared: AttentionInputs, cache: KVCache | None, layer: int, hooks: Hooks | None):
         b, t, _ = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if shared.rotation is not None:
             q, k = encoding.rotate(q, shared.rotation), encoding.rotate(k, shared.rotation)
+        if self.log_scale is not None:  # logits are linear in q: scaling q scales them, in any kernel
+            q = q * (self.log_scale.exp()[None, :, None, None] * shared.log_keys).to(q.dtype)
         if cache is not None:
             if cache.keys[layer] is not None:
                 k = torch.cat([cache.keys[layer], k], dim=2)
@@ -212,6 +220,15 @@ class Decoder(nn.Module):
         return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
 
     def _mask(self, attention_mask, t: int, s: int, device, segments=None) -> torch.Tensor | None:
+        mask = self._base_mask(attention_mask, t, s, device, segments)
+        window = self.cfg.attention_window
+        if not window or window >= s:
+            return mask
+        q_index = torch.arange(s - t, s, device=device)[:, None]
+        band = (q_index - torch.arange(s, device=device)[None, :]) < window  # itself and window - 1 before
+        return (mask if mask is not None else causal_mask(t, s, device)[None, None]) & band[None, None]
+
+    def _base_mask(self, attention_mask, t: int, s: int, device, segments=None) -> torch.Tensor | None:
         if segments is not None:
             # Packed rows: causal within each example, nothing across (padding is one more segment).
             return (causal_mask(t, s, device)[None] & (segments[:, :, None] == segments[:, None, :]))[:, None]
@@ -261,6 +278,10 @@ class Decoder(nn.Module):
             bias=self.encoding.bias(position_ids, key_ids),
             use_math=self._use_math(x),
         )
+        if self.cfg.logit_scaling == "log_keys":
+            counts = (shared.mask.sum(-1, keepdim=True) if shared.mask is not None
+                      else torch.arange(s - t + 1, s + 1, device=tokens.device)[None, None, :, None])
+            shared.log_keys = counts.float().log()
         if shared.use_math:
             mask = shared.mask if shared.mask is not None else causal_mask(t, s, tokens.device)
             shared.additive_mask = additive_mask(mask)
