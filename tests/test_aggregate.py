@@ -191,6 +191,13 @@ def test_repro_summary_lists_every_preset_with_its_reported_verdict(tmp_path, ca
     assert rows["b-ratio"][2] == "not run"
     assert f"{len(rows)} presets. INCONCLUSIVE: 1, not run: {len(rows) - 2}, no verdict: 1." in table
     assert "b-transfer-string    INCONCLUSIVE  (2 / 2 runs)" in printed
+    # The overview: one panel per preset, the sweep's curve where a report exists, linked from the table.
+    from lengthgen.reports.summary import overview_panels, repro_summary
+
+    assert "![overview](repro-cpu.png)" in table and (tmp_path / "repro-cpu.png").stat().st_size > 10_000
+    panels = dict(overview_panels(tmp_path, repro_summary(tmp_path, "cpu"), "cpu"))
+    assert len(panels) == len(rows) and panels["b-transfer-string: INCONCLUSIVE"] is not None
+    assert panels["b-ratio: not run"] is None
 
     # A run that finished after the report was written makes its verdict stale, and the summary says so.
     done = next((sweep.path / "runs").glob("*/done.json"))
@@ -242,3 +249,7 @@ def test_points_that_set_different_keys_summarize(tmp_path):
     assert len(summary) == 3 * 2 and summary["train.lr"].dtype == float
     lr = summary[summary["train.lr"] == 3e-4].set_index("length")
     assert lr.loc[2, "mean"] == pytest.approx(0.45) and lr.loc[2, "best_seed"] == 1
+    from lengthgen.reports.aggregate import point_label
+
+    row = pd.Series({"model.layers": 1.0, "train.lr": float("nan"), "model.encoding": "nope"})
+    assert point_label(row, ["model.layers", "train.lr", "model.encoding"]) == "layers=1, encoding=nope"

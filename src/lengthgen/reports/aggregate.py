@@ -67,7 +67,10 @@ def grid_columns(df: pd.DataFrame) -> list[str]:
 
 def point_label(row, keys: list[str]) -> str:
     """'encoding=rope, lengths=[1, 8]' for a table row; keys a point does not set are left out."""
-    return ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in keys if not pd.isna(row[k])) or "all runs"
+    def text(value) -> str:  # a whole number in a column with gaps is stored as a float: 2.0 -> 2
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    return ", ".join(f"{k.split('.')[-1]}={text(row[k])}" for k in keys if not pd.isna(row[k])) or "all runs"
 
 
 def final(df: pd.DataFrame, done_only: bool = True) -> pd.DataFrame:

@@ -116,6 +116,36 @@ def _draw_heatmap(fig, ax, table, fmt: str, cmap: str, vmin: float | None = None
     fig.colorbar(image, ax=ax)
 
 
+def plot_overview(panels: list[tuple[str, object]], path: Path, ncols: int = 4) -> Path:
+    """Small multiples, one panel per (title, results table): the table's first task's exact match vs
+    length at the final step, mean over seeds per grid point (at most 6 lines), training maxima
+    dashed. Tables without results leave an empty panel with the title."""
+    plt = pyplot()
+    nrows = max(1, -(-len(panels) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.9 * nrows), dpi=100, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, df) in zip(axes.flat, panels):
+        last = final(df) if df is not None and not df.dropna(subset=["step"]).empty else None
+        if last is None or last.empty:
+            ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            _finish(ax, "length", title)
+            continue
+        task = last["task"].iloc[0]
+        sub, keys = last[last["task"] == task], grid_columns(df)
+        groups = list(sub.groupby(keys, dropna=False, sort=False)) if keys else [((), sub)]
+        for i, (point, group) in enumerate(groups[:6]):
+            curve = group.groupby("length")["exact_match"].mean()
+            label = point_label(group.iloc[0], keys) if keys else "all runs"
+            ax.plot(curve.index, curve.values, marker="o", ms=2, lw=1.2, color=f"C{i}", label=label[:40])
+        for top in sorted(set(sub["train_max"].dropna())):
+            ax.axvline(top, color="grey", linestyle="--", linewidth=1)
+        _finish(ax, f"length ({task})", title)
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=5, loc="best")
+    return save_figure(fig, path)
+
+
 def plot_heatmap(table, path: Path, title: str, fmt: str = "{:.2f}", cmap: str = "viridis_r") -> Path:
     """A labelled heatmap of a 2-D pandas table (rows x columns), values written in the cells."""
     plt = pyplot()

@@ -19,6 +19,7 @@ from ..presets import PRESETS
 from ..store.fileio import atomic_write_text
 from ..sweeps.run import SweepDir
 from ..sweeps.spec import expand
+from .plots import plot_overview
 from .tables import markdown_table
 
 _VERDICT = re.compile(r"^\*\*Verdict: (PASS|FAIL|INCONCLUSIVE)\*\*(.*)$", re.MULTILINE)
@@ -77,15 +78,31 @@ def repro_summary(root: str | Path, scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def overview_panels(root: Path, table: pd.DataFrame, scale: str) -> list[tuple[str, pd.DataFrame | None]]:
+    """(title, results table or None) per preset of the summary: its verdict in the title, the rows its
+    report wrote to results.csv (None before a report exists)."""
+    panels = []
+    for row in table.itertuples():
+        results = root / f"{row.preset}-{scale}" / "results.csv"
+        df = pd.read_csv(results) if results.is_file() else None
+        panels.append((f"{row.preset}: {row.verdict.split(' (')[0]}", df))
+    return panels
+
+
 def write_repro_summary(root: str | Path, scale: str) -> tuple[Path, pd.DataFrame]:
-    """Write `<root>/repro-<scale>.md` (the summary table and the verdict counts); its path and table."""
+    """Write `<root>/repro-<scale>.md` (the summary table and the verdict counts) and the overview
+    figure `<root>/repro-<scale>.png` (each preset's main curve, its verdict in the title); the
+    summary's path and table."""
     table = repro_summary(root, scale)
     kinds = ("PASS", "FAIL", "INCONCLUSIVE", "not run")
     counts = table["verdict"].map(lambda v: next((k for k in kinds if v.startswith(k)), "no verdict")).value_counts()
     tally = ", ".join(f"{k}: {counts[k]}" for k in (*kinds, "no verdict") if k in counts)
+    figure = plot_overview(overview_panels(Path(root), table, scale), Path(root) / f"repro-{scale}.png")
     lines = [f"# Reproduction at {scale} scale", "",
              "Verdicts as each sweep's report.md states them (`lengthgen repro NAME` writes it); every seed "
-             "is in the report.", "", f"{len(table)} presets. {tally}.", "", markdown_table(table), ""]
+             "is in the report.", "", f"{len(table)} presets. {tally}.", "", markdown_table(table), "",
+             "Each preset's main curve (its first task, mean over seeds per grid point; dashed: training maxima):",
+             "", f"![overview]({figure.name})", ""]
     path = Path(root) / f"repro-{scale}.md"
     atomic_write_text(path, "\n".join(lines))
     return path, table
