@@ -18,6 +18,7 @@ from .model.encodings import Encoding
 from .model.plugins import ARCHITECTURES, ENCODINGS
 from .positions import COUPLED_POLICIES, POLICIES, PolicySettings
 from .schedules import SCHEDULES
+from .store.trackers import TRACKERS
 from .tasks.groups import GROUPS
 
 # Upper bounds far beyond this bench's scale, so a typo (an extra digit or three) is a config
@@ -148,6 +149,10 @@ class TrainConfig(Strict):
         0, ge=0, le=MAX_LENGTH, description="with pack: the width of a row in tokens (0: the longest example of the "
                                             "batch; a longer example gets a row of its own width)")
     log_every: int = Field(20, ge=1)
+    trackers: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="where metrics and evaluations go besides the run directory: tensorboard, wandb, mlflow "
+                    "(store/trackers.py; wandb and mlflow need pip install 'lengthgen[trackers]')")
     eval_every: int = Field(0, ge=0, description="0: only at the end")
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
     keep_checkpoints: int = 2
@@ -157,6 +162,16 @@ class TrainConfig(Strict):
     position_loss_weight: float = Field(
         1.0, ge=0.0, description="PPC lambda: loss = CE(token) + lambda * CE(position ID); used only when "
                                  "model.position_head is true (ignored otherwise)")
+
+    @field_validator("trackers")
+    @classmethod
+    def _known_trackers(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in TRACKERS:
+                raise ValueError(f"unknown tracker {name!r}; valid: {', '.join(sorted(TRACKERS))}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"train.trackers names a tracker twice: {names}")
+        return names
 
     @field_validator("schedule")
     @classmethod

@@ -31,8 +31,10 @@ from .store.checkpoint import (
     newest_good_checkpoint,
     save_checkpoint,
 )
+from .store.eval_plot import plot_length_curve
 from .store.fileio import atomic_write_text, check_free_space, check_writable, describe_os_error, exclusive_lock
 from .store.rundir import LOCK_NAME, RunDir
+from .store.trackers import open_trackers
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
@@ -99,7 +101,7 @@ class Trainer:
         self.start_step = 0
         self.step = 0  # the step being finished (logged, evaluated, checkpointed), for error messages
         self.last_checkpoint: int | None = None
-        self.writer = None
+        self.trackers: list = []  # opened by fit, on the main process (store/trackers.py)
         # Training seconds of earlier sessions (up to the checkpoint resumed from) and the start of
         # this one: done.json reports their sum.
         self.seconds_before = 0.0
@@ -171,14 +173,8 @@ class Trainer:
         if not self.main:
             return
         self.run.append_metrics(record)
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step drops events a resumed run logged after its checkpoint.
-            self.writer = SummaryWriter(str(self.run.path / "tb"), purge_step=self.start_step + 1)
-        for key, value in record.items():
-            if key != "step":
-                self.writer.add_scalar(key, value, record["step"])
+        for tracker in self.trackers:
+            tracker.metrics(record["step"], record)
 
     def evaluate(self, step: int) -> list[EvalRow]:
         """Evaluate on the config's fixed sets (every rank a share) and append to eval.csv."""
@@ -190,11 +186,8 @@ class Trainer:
         if not self.main:
             return rows
         self.run.append_eval(rows)
-        if self.writer is not None:
-            for row in rows:
-                self.writer.add_scalar(f"eval/{row.task}/{row.length}", row.exact_match, step)
-                if not math.isnan(row.position_accuracy):
-                    self.writer.add_scalar(f"eval_position/{row.task}/{row.length}", row.position_accuracy, step)
+        for tracker in self.trackers:
+            tracker.evaluation(step, rows)
         return rows
 
     def checkpoint(self, step: int) -> None:
@@ -207,7 +200,17 @@ class Trainer:
         self.last_checkpoint = step
 
     def fit(self) -> list[EvalRow]:
-        """Train to cfg.train.steps; evaluate and checkpoint on schedule and at the end."""
+        """Train to cfg.train.steps; evaluate and checkpoint on schedule and at the end, then draw
+        eval.png; metrics and evaluations also go to the configured trackers."""
+        if self.main:
+            self.trackers = open_trackers(self.cfg.train.trackers, self.run.path, self.cfg, self.start_step)
+        try:
+            return self._fit()
+        finally:
+            for tracker in self.trackers:
+                tracker.close()
+
+    def _fit(self) -> list[EvalRow]:
         tc, model = self.cfg.train, self.exp.model
         model.train()
         bar = tqdm(total=tc.steps, initial=self.start_step, disable=self.quiet, dynamic_ncols=True,
@@ -280,8 +283,11 @@ class Trainer:
             self.checkpoint(tc.steps)
         if rows is None:
             rows = self.evaluate(tc.steps)
-        if self.writer is not None:
-            self.writer.close()
+        if self.main and rows:
+            train_max = {v.name: s.lengths[1] for s in self.exp.specs for v in s.eval_variants()}
+            plot = plot_length_curve(rows, train_max, self.run.path / "eval.png", title=self.cfg.name)
+            for tracker in self.trackers:
+                tracker.files([plot, self.run.path / "eval.csv"])
         return rows
 
     def _final_state(self) -> tuple[bool, list[EvalRow] | None]:

@@ -19,8 +19,8 @@ from ..errors import UserError
 from ..evaluate import check_positions_fit, format_table
 from ..experiment import build_experiment
 from ..model.hf_export import export_llama
-from ..reports.plots import plot_length_curve
 from ..store.checkpoint import find_checkpoint, load_weights
+from ..store.eval_plot import plot_length_curve
 from ..store.fileio import atomic_write_text, check_writable
 from ..store.rundir import RunDir
 from ..vocab import Vocab

@@ -17,7 +17,6 @@ from ..evaluate import check_positions_fit
 from ..experiment import build_experiment
 from ..model.pretrained import load_hf_config, load_tokenizer, resolve_source, token_map_for
 from ..model.pretrained_tokens import LENGTHGEN_VOCAB, digit_report
-from ..reports.plots import plot_length_curve
 from ..runtime import device_type
 from ..store.rundir import RunDir
 from ..train import run_training
@@ -63,11 +62,10 @@ def _train(cfg, args) -> None:
             print(f"run {run.path}  device {exp.device}  precision {exp.precision}  "
                   f"parameters {exp.model.num_parameters():,}  processes {distributed.world_size()}", file=sys.stderr)
         start = time.perf_counter()
-        rows = run_training(exp, run, resume=args.resume, quiet=args.quiet)
+        run_training(exp, run, resume=args.resume, quiet=args.quiet)
     if rank0:
-        train_max = {v.name: s.lengths[1] for s in exp.specs for v in s.eval_variants()}
-        plot = plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
-        print(f"done in {time.perf_counter() - start:.1f}s; results in {run.path / 'eval.csv'}, plot {plot}")
+        print(f"done in {time.perf_counter() - start:.1f}s; results in {run.path / 'eval.csv'}, "
+              f"plot {run.path / 'eval.png'}")
 
 
 def _prepare_run(run: RunDir, cfg, args) -> None:

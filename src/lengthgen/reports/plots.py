@@ -1,48 +1,14 @@
-"""Plots (matplotlib, PNG): length curves of a run or a sweep, curves over steps, heatmaps."""
+"""Plots of sweeps (matplotlib, PNG): length curves over seeds, curves over steps, heatmaps, the overview.
+
+A single run's curve (eval.png) is `store.eval_plot`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..evaluate import EvalRow
 from ..optional import pyplot
-from ..store.fileio import atomic_path
+from ..store.eval_plot import finish_axes, save_figure
 from .aggregate import final, grid_columns, point_label
-
-
-def plot_length_curve(rows: list[EvalRow], train_max: dict[str, int], path: Path, title: str = "") -> Path:
-    """One run: exact match vs length at the latest evaluated step, one line per task."""
-    plt = pyplot()
-    step = max(r.step for r in rows)
-    latest = [r for r in rows if r.step == step]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
-    for i, task in enumerate(dict.fromkeys(r.task for r in latest)):
-        points = sorted((r.length, r.exact_match) for r in latest if r.task == task)
-        color = f"C{i}"
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, color=color, label=task)
-        if task in train_max:
-            ax.axvline(train_max[task], color=color, linestyle="--", linewidth=1, alpha=0.7)
-    _finish(ax, "length", f"{title + ': ' if title else ''}step {step} (dashed: max training length)")
-    return save_figure(fig, path)
-
-
-def _finish(ax, xlabel: str, title: str, ylim: bool = True) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("exact match")
-    if ylim:
-        ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Write a figure atomically and free it."""
-    fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:  # a killed report never leaves half a PNG
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
-    fig.clear()
-    pyplot().close(fig)
-    return path
 
 
 def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
@@ -66,7 +32,7 @@ def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
             mean = point.groupby("length")["exact_match"].mean()
             ax.plot(mean.index, mean.values, color=color, linewidth=2, label=point_label(point.iloc[0], keys))
             ax.axvline(point["train_max"].iloc[0], color=color, linestyle="--", linewidth=1, alpha=0.7)
-        _finish(ax, "length", f"{title + ': ' if title else ''}{task}")
+        finish_axes(ax, "length", f"{title + ': ' if title else ''}{task}")
         ax.legend(fontsize=7)
     return save_figure(fig, path)
 
@@ -90,7 +56,7 @@ def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Pat
                     label = point_label(point.iloc[0], keys) if j == 0 else None
                     ax.plot(seed_rows["step"], seed_rows["exact_match"], color=f"C{i % 10}", alpha=0.6,
                             linewidth=1, marker=".", label=label)
-            _finish(ax, "step", f"{task}, length {length}")
+            finish_axes(ax, "step", f"{task}, length {length}")
             if r == 0 and c == 0:
                 ax.legend(fontsize=7)
     if title:
@@ -129,7 +95,7 @@ def plot_overview(panels: list[tuple[str, object]], path: Path, ncols: int = 4) 
         last = final(df) if df is not None and not df.dropna(subset=["step"]).empty else None
         if last is None or last.empty:
             ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes, fontsize=8)
-            _finish(ax, "length", title)
+            finish_axes(ax, "length", title)
             continue
         task = last["task"].iloc[0]
         sub, keys = last[last["task"] == task], grid_columns(df)
@@ -140,7 +106,7 @@ def plot_overview(panels: list[tuple[str, object]], path: Path, ncols: int = 4) 
             ax.plot(curve.index, curve.values, marker="o", ms=2, lw=1.2, color=f"C{i}", label=label[:40])
         for top in sorted(set(sub["train_max"].dropna())):
             ax.axvline(top, color="grey", linestyle="--", linewidth=1)
-        _finish(ax, f"length ({task})", title)
+        finish_axes(ax, f"length ({task})", title)
         ax.title.set_fontsize(8)
         ax.legend(fontsize=5, loc="best")
     return save_figure(fig, path)

@@ -32,7 +32,7 @@ def fingerprint(cfg: ExperimentConfig) -> str:
     # How a run is executed, not what it learns: a sweep sets threads per job (`--threads`), and
     # results differ across thread counts (or micro-batch splits or packing of the same batch) only
     # in the last digits, as across code revisions.
-    for key in ("threads", "collective_timeout", "micro_batches", "pack", "pack_length"):
+    for key in ("threads", "collective_timeout", "micro_batches", "pack", "pack_length", "trackers"):
         tree["train"].pop(key, None)
     data = tree["data"]
     data["tasks"] = [entry.model_dump(mode="json") for entry in cfg.data.resolved_tasks()]
