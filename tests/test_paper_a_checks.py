@@ -144,3 +144,23 @@ def test_ppc_match_is_inconclusive_when_coupling_itself_does_not_generalize():
               ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
     table = method_results(scores, tasks, methods, {"copy": 10, "reverse": 10, "variable_assignment": 8})
     assert check_ppc(table).status == "INCONCLUSIVE"
+
+
+@pytest.mark.parametrize("coupled, rope, fit, verdict", [
+    (0.8, 0.0, 1.0, "PASS"),
+    (0.3, 0.0, 1.0, "FAIL"),  # coupling does not reach 0.5 at 2x
+    (0.9, 0.4, 1.0, "FAIL"),  # RoPE generalizes too
+    (0.9, 0.0, 0.6, "INCONCLUSIVE"),  # a point does not fit
+])
+def test_coupling_vs_rope_rule(coupled, rope, fit, verdict):
+    from lengthgen.presets.copy_tasks import DEMO_POINTS, check_coupling_vs_rope
+
+    in_dist = {n: fit for n in range(1, 11)}
+    table = results([(DEMO_POINTS["coupling"], 0, "reverse", {**in_dist, 20: coupled}),
+                     (DEMO_POINTS["coupling"], 1, "reverse", {**in_dist, 20: coupled / 2}),
+                     (DEMO_POINTS["rope"], 0, "reverse", {**in_dist, 20: rope})])
+    result = check_coupling_vs_rope(table)
+    assert result.status == verdict
+    numbers = result.numbers.set_index("method")
+    assert numbers.loc["coupling", "at_2x_best"] == pytest.approx(coupled)
+    assert numbers.loc["coupling", "at_2x_seeds"] == f"0: {coupled:.3f}, 1: {coupled / 2:.3f}"

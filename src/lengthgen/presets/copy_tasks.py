@@ -1,4 +1,5 @@
-"""Presets on the core tasks: copy with the standard positional encodings."""
+"""Presets on the core tasks: copy with the standard encodings, and reverse with position coupling
+against RoPE (the README's main job: one model that generalizes beside one that does not)."""
 
 from __future__ import annotations
 
@@ -73,4 +74,63 @@ register_preset(Preset(
     scales=_scales(grid={"model.encoding": ["nope", "rope", "learned", "alibi"]}),
     check=check_encodings,
     step_lengths=[TRAIN_MAX, TRAIN_MAX + 2],
+))
+
+
+# ------------------------------------------------------------------------------ coupling-vs-rope
+
+DEMO_LENGTHS = list(range(1, TRAIN_MAX + 1)) + [15, 20, 25, 30, 40]
+DEMO_2X = 2 * TRAIN_MAX
+DEMO_POINTS = {
+    # Cho et al.'s recipe where CPU probes found it decisive (experiments/coupling/): one layer,
+    # learned coupled IDs trained at random offsets, evaluated from ID 1.
+    "coupling": {"model.encoding": "learned", "model.layers": 1, "positions.train": "coupled_random_offset",
+                 "positions.eval": "coupled"},
+    "rope": {"model.encoding": "rope"},
+}
+
+
+def demo_base(layers: int, d_model: int, heads: int, steps: int, batch: int, n: int) -> dict:
+    """Reverse trained on lengths 1-10, evaluated up to 40 (coupled IDs reach 41 there)."""
+    return {
+        "data": {"tasks": [{"task": "reverse", "lengths": [1, TRAIN_MAX]}], "batch_size": batch},
+        "positions": {"train": "consecutive", "eval": "consecutive", "max_position": 64},
+        "model": {"layers": layers, "heads": heads, "d_model": d_model, "d_ff": 4 * d_model, "encoding": "rope"},
+        "train": {"steps": steps, "lr": 1e-3, "schedule": "cosine", "warmup": 0.05, "eval_every": steps // 3,
+                  "checkpoint_every": steps // 3, "log_every": 50, "pack": True},
+        "eval": {"lengths": DEMO_LENGTHS, "n": n},
+    }
+
+
+def check_coupling_vs_rope(df: pd.DataFrame) -> Verdict:
+    """Coupling extrapolates reverse to 2x; RoPE does not."""
+    rule = (f"INCONCLUSIVE unless both points' best seed fits (mean exact match over lengths 1-{TRAIN_MAX} >= "
+            f"{FIT}); then PASS if coupling's best seed reaches >= 0.5 exact match at length {DEMO_2X} (2x) and "
+            f"RoPE's best seed stays < 0.1 there; FAIL otherwise.")
+    fit = best_over_seeds(band_scores(df, "reverse", IN_DIST)).rename(
+        columns={"best": "fit_best", "mean": "fit_mean", "seeds": "fit_seeds"})
+    if DEMO_2X not in set(df.loc[df["task"] == "reverse", "length"].dropna().astype(int)):
+        return Verdict("INCONCLUSIVE", rule, fit)
+    at_2x = best_over_seeds(band_scores(df, "reverse", [DEMO_2X])).rename(
+        columns={"best": "at_2x_best", "mean": "at_2x_mean", "seeds": "at_2x_seeds"})
+    keys = [c for c in fit.columns if not c.startswith("fit_")]
+    table = fit.merge(at_2x, on=keys)
+    table.insert(0, "method", ["coupling" if enc == "learned" else "rope" for enc in table["model.encoding"]])
+    if len(table) != 2 or (table["fit_best"] < FIT).any():
+        return Verdict("INCONCLUSIVE", rule, table)
+    best = table.set_index("method")["at_2x_best"]
+    return Verdict("PASS" if best["coupling"] >= 0.5 and best["rope"] < 0.1 else "FAIL", rule, table)
+
+
+register_preset(Preset(
+    name="coupling-vs-rope",
+    claim_id="A-coupling",
+    claim=f"Reverse trained on lengths 1-{TRAIN_MAX}: position coupling (one layer, learned coupled IDs) "
+          f"extrapolates to 2x ({DEMO_2X}), where RoPE (two layers) does not. The README's main job: minutes.",
+    scales={"cpu": {"base": demo_base(2, 128, 4, 1500, 64, 128), "points": list(DEMO_POINTS.values()),
+                    "seeds": [0, 1]},
+            "paper": {"base": demo_base(6, 384, 6, 20000, 1024, 1024), "points": list(DEMO_POINTS.values()),
+                      "seeds": [0, 1, 2, 3, 4]}},
+    check=check_coupling_vs_rope,
+    step_lengths=[TRAIN_MAX, DEMO_2X],
 ))
