@@ -1,11 +1,14 @@
 """The decoder: same logits three ways, hooks, head replacement, encodings from the registry."""
 
+import pandas as pd
 import pytest
 import torch
 
 from lengthgen.errors import UserError
 from lengthgen.model import ENCODINGS, Decoder, Hooks, KVCache, ModelConfig
 from lengthgen.model.hooks import replace_head_output
+
+from helpers import tiny_config, train_tree
 
 VOCAB, MAX_POS = 40, 128
 
@@ -211,3 +214,19 @@ def test_log_key_scaling_starts_as_plain_attention_at_16_keys_and_sharpens_beyon
     entropy = [-(p * p.clamp_min(1e-12).log()).sum(-1).mean() for p in (pa, pb)]
     assert entropy[1] < entropy[0]  # 40 keys: the scaled softmax is sharper
     assert scaled.blocks[0].attn.log_scale.shape == (4,)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_every_encoding_learns_copy_in_distribution(encoding, tmp_path):
+    """A tiny model learns copy 1-5 with each encoding. Sinusoidal at unit amplitude drowned the N(0, 0.02)
+    token rows and stayed at 0.30 token accuracy here (every other encoding: 0.47-0.73)."""
+    tree = tiny_config(model={"layers": 2, "heads": 2, "d_model": 32, "d_ff": 64, "encoding": encoding},
+                       data={"tasks": [{"task": "copy", "lengths": [1, 5]}], "batch_size": 32},
+                       train={"steps": 300, "lr": 3e-3, "warmup": 0.1, "log_every": 50, "eval_every": 300,
+                              "precision": "float32", "threads": 1},
+                       eval={"lengths": "1:5", "n": 32, "batch_size": 32})
+    train_tree(tree, tmp_path / "run")
+    scores = pd.read_csv(tmp_path / "run" / "eval.csv")
+    final = scores[scores["step"] == 300]
+    assert len(final) == 5 and final["token_acc"].mean() >= 0.4

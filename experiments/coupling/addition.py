@@ -23,7 +23,7 @@ FACTORS = {
 
 def sweep() -> dict:
     """The a-coupling reverse_add coupling point as the base, one point per factor, seeds 0-1."""
-    plan = next(p for p in expand(get_preset("a-coupling").spec("cpu"))
+    plan = next(p for p in expand(get_preset("a-coupling").spec("cpu-v1"))
                 if p.config.data.tasks[0].task == "reverse_add" and p.config.positions.eval == "coupled")
     base = plan.config.model_dump(mode="json")
     base.pop("name")

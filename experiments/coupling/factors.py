@@ -29,7 +29,7 @@ FACTORS = {
 
 def sweep() -> dict:
     """The a-coupling copy point as the base, one point per factor, seeds 0-2."""
-    plan = expand(get_preset("a-coupling").spec("cpu"))[0]  # copy, coupling, seed 0
+    plan = expand(get_preset("a-coupling").spec("cpu-v1"))[0]  # copy, coupling, seed 0
     base = plan.config.model_dump(mode="json")
     base.pop("name")
     base["eval"]["lengths"] = [5, 10, 15, 20, 25, 30, 40]
