@@ -43,9 +43,10 @@ def incremental(model, tokens, positions, mask, prefill=5):
     return torch.cat(outs, dim=1)
 
 
-# The length-robust attention options, alone and together, must keep every parity below.
+# The length-robust attention options and the token shift, alone and together, must keep every parity below.
 ATTENTION_OPTIONS = {"plain": {}, "window": {"attention_window": 3}, "log_keys": {"logit_scaling": "log_keys"},
-                     "both": {"attention_window": 3, "logit_scaling": "log_keys"}}
+                     "token_shift": {"token_shift": True},
+                     "all": {"attention_window": 3, "logit_scaling": "log_keys", "token_shift": True}}
 
 
 @pytest.mark.parametrize("options", sorted(ATTENTION_OPTIONS))

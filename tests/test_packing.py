@@ -34,10 +34,13 @@ def loss_and_grads(model, batch, ppc: bool):
     return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("token_shift", [False, True])
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
-def test_a_packed_batch_gives_the_padded_loss_and_gradient(encoding):
+def test_a_packed_batch_gives_the_padded_loss_and_gradient(encoding, token_shift):
+    # The token shift must not reach across a packed boundary: each example's first token has no predecessor.
     torch.manual_seed(0)
-    model = Decoder(ModelConfig(layers=2, heads=2, d_model=32, d_ff=64, encoding=encoding), len(VOCAB), 64)
+    cfg = ModelConfig(layers=2, heads=2, d_model=32, d_ff=64, encoding=encoding, token_shift=token_shift)
+    model = Decoder(cfg, len(VOCAB), 64)
     examples = mixed_examples()
     padded, packed = collate(examples, VOCAB), collate_packed(examples, VOCAB)
     assert packed.tokens.shape[0] < padded.tokens.shape[0]  # several examples share rows
