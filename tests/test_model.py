@@ -45,8 +45,8 @@ def incremental(model, tokens, positions, mask, prefill=5):
 
 # The length-robust attention options and the token shift, alone and together, must keep every parity below.
 ATTENTION_OPTIONS = {"plain": {}, "window": {"attention_window": 3}, "log_keys": {"logit_scaling": "log_keys"},
-                     "token_shift": {"token_shift": True},
-                     "all": {"attention_window": 3, "logit_scaling": "log_keys", "token_shift": True}}
+                     "token_shift": {"token_shift": 2},
+                     "all": {"attention_window": 3, "logit_scaling": "log_keys", "token_shift": 1}}
 
 
 @pytest.mark.parametrize("options", sorted(ATTENTION_OPTIONS))

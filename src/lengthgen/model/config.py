@@ -48,11 +48,12 @@ class ModelConfig(BaseModel):
     # at -log(log 16) (a factor of 1 at 16 keys): attention stays as sharp on long inputs as on short
     # ones instead of spreading over more keys. Position biases (alibi, fire) are not scaled.
     logit_scaling: Literal["none", "log_keys"] = "none"
-    # token_shift: the first block's input at position t also gets W @ (its input at t - 1), zero at the
-    # first token of an example (zoology's short-convolution trick, RECIPES.md 2.5): a value token then
-    # carries its key, so one attention layer can do a key -> value lookup (MQAR, variable assignment).
+    # token_shift k > 0: the first block's input at position t also gets W @ [its inputs at t - 1, ...,
+    # t - k], zero where a predecessor is outside the example (zoology's short causal convolution,
+    # RECIPES.md 2.5): a value token then carries its key, so one attention layer can do a key ->
+    # value lookup. k = 1 for `key value` layouts (MQAR), 2 for `name = value` (variable assignment).
     # Applies to every task of the run; W starts N(0, init_std) like every matrix.
-    token_shift: bool = False
+    token_shift: int = Field(0, ge=0, le=16)
     init_std: float = 0.02
     # The token and learned-position embedding tables start N(0, embedding_init_std) instead (None:
     # init_std). Cho et al.'s position-coupling code starts both at N(0, 1) (RECIPES.md 1.2): large,

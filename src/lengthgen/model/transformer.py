@@ -66,8 +66,9 @@ class KVCache:
     keys: list[torch.Tensor | None] = field(default_factory=list)
     values: list[torch.Tensor | None] = field(default_factory=list)
     position_ids: torch.Tensor | None = None
-    # token_shift: the first block's input at the last cached position [B, d_model], before the shift.
-    last_input: torch.Tensor | None = None
+    # token_shift k: the first block's inputs at the last k cached positions [B, k, d_model], before the
+    # shift (zeros stand in where there were fewer).
+    recent_inputs: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -196,7 +197,8 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.layers))
         self.norm = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, vocab_size, bias=False)
-        self.token_shift = nn.Linear(cfg.d_model, cfg.d_model, bias=False) if cfg.token_shift else None
+        self.token_shift = (nn.Linear(cfg.token_shift * cfg.d_model, cfg.d_model, bias=False) if cfg.token_shift
+                            else None)
         self.apply(self._init)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
@@ -245,31 +247,30 @@ class Decoder(nn.Module):
         mask = mask | (k_index == q_index)[None]
         return mask[:, None]
 
-    @staticmethod
-    def _previous_inputs(x, attention_mask, cache: KVCache | None, segments) -> torch.Tensor:
-        """token_shift: each position's predecessor input [B, T, d], zero where there is none in the
-        same example (the first token, after padding, across a packed boundary)."""
-        t = x.shape[1]
-        before = cache.last_input if cache is not None and cache.last_input is not None else None
-        first = before[:, None] if before is not None else torch.zeros_like(x[:, :1])
-        previous = torch.cat([first, x[:, :-1]], dim=1)
+    def _previous_inputs(self, x, s: int, attention_mask, cache: KVCache | None, segments) -> torch.Tensor:
+        """token_shift k: [B, T, k * d], each position's inputs at t - 1, ..., t - k side by side, zero
+        where that predecessor is not in the same example (before the first token, padding, another
+        packed example). `s` is the number of keys, cached ones included."""
+        k_max = self.cfg.token_shift
+        b, t, d = x.shape
+        past = cache.recent_inputs if cache is not None else None
+        past = past if past is not None else x.new_zeros(b, k_max, d)
+        history = torch.cat([past, x], dim=1)  # [B, k_max + T, d]
         if cache is not None:
-            cache.last_input = x[:, -1]
-        if segments is not None:
-            same = torch.ones_like(segments, dtype=torch.bool)
-            same[:, 1:] = segments[:, 1:] == segments[:, :-1]
-            same[:, 0] = False
-            return previous * same[..., None]
-        if attention_mask is not None:  # [B, S] over the cached and new keys; padding is not a predecessor
-            s = attention_mask.shape[1]
-            real = attention_mask.bool()
-            keep = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
-            if s - t - 1 >= 0:
-                keep = real[:, s - t - 1 : s - 1] & real[:, s - t:]
-            else:  # no cached key: the first new token has no predecessor
-                keep[:, 1:] = real[:, : t - 1] & real[:, 1:t]
-            return previous * keep[..., None]
-        return previous
+            cache.recent_inputs = history[:, -k_max:]
+        key_index = torch.arange(s - t, s, device=x.device)  # the new positions among all keys
+        shifted = []
+        for k in range(1, k_max + 1):
+            valid = (key_index >= k)[None].expand(b, t)
+            if segments is not None:
+                same = torch.zeros_like(valid)
+                same[:, k:] = segments[:, k:] == segments[:, :-k]
+                valid = valid & same
+            elif attention_mask is not None:  # [B, S]: a padding token is no predecessor, nor has one
+                real = attention_mask.bool()
+                valid = valid & real[:, (key_index - k).clamp(min=0)] & real[:, s - t:]
+            shifted.append(history[:, k_max - k : k_max - k + t] * valid[..., None])
+        return torch.cat(shifted, dim=-1)
 
     # Packed training batches (several examples per row, `data.collate_packed`) are understood.
     supports_packing = True
@@ -302,7 +303,7 @@ class Decoder(nn.Module):
         if pos is not None:
             x = x + pos
         if self.token_shift is not None:
-            x = x + self.token_shift(self._previous_inputs(x, attention_mask, cache, segments))
+            x = x + self.token_shift(self._previous_inputs(x, s, attention_mask, cache, segments))
         shared = AttentionInputs(
             rotation=self.encoding.rotation(position_ids),
             mask=self._mask(attention_mask, t, s, tokens.device, segments),
