@@ -253,3 +253,25 @@ def test_points_that_set_different_keys_summarize(tmp_path):
 
     row = pd.Series({"model.layers": 1.0, "train.lr": float("nan"), "model.encoding": "nope"})
     assert point_label(row, ["model.layers", "train.lr", "model.encoding"]) == "layers=1, encoding=nope"
+
+
+def test_other_seeds_make_a_replication_sweep_that_the_summary_lists_apart(tmp_path):
+    from lengthgen.reports.summary import overview_panels, repro_summary
+
+    preset = get_preset("b-control")
+    assert preset.spec("cpu").name == "b-control-cpu"
+    assert preset.spec("cpu", [0, 1]).name == "b-control-cpu"  # some of its own seeds: the original sweep
+    replication = preset.spec("cpu", [3, 4, 5])
+    assert replication.name == "b-control-cpu-seeds-3-4-5" and replication.seeds == [3, 4, 5]
+    for spec, verdict in ((preset.spec("cpu"), "PASS"), (replication, "FAIL")):
+        sweep = SweepDir(tmp_path / spec.name)
+        sweep.prepare(spec, force=False)
+        (sweep.path / "report.md").write_text(f"# {spec.name}\n\n**Verdict: {verdict}**\n")
+    (tmp_path / "b-control-cpu-seeds-notes").mkdir()  # not a replication: ignored
+    table = repro_summary(tmp_path, "cpu").set_index("sweep")
+    assert table.loc["b-control-cpu", "verdict"] == "PASS" and table.loc["b-control-cpu", "seeds"] == "0, 1, 2"
+    assert table.loc["b-control-cpu-seeds-3-4-5", "verdict"] == "FAIL"
+    assert table.loc["b-control-cpu-seeds-3-4-5", "seeds"] == "3, 4, 5"
+    assert (table["preset"] == "b-control").sum() == 2
+    titles = [title for title, _ in overview_panels(tmp_path, repro_summary(tmp_path, "cpu"), "cpu")]
+    assert "b-control: PASS" in titles and "b-control (seeds 3, 4, 5): FAIL" in titles

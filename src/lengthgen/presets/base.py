@@ -54,7 +54,8 @@ class Preset:
     prepare: Callable[[str, Path], None] | None = None
 
     def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
-        """The sweep spec at a scale, optionally with other seeds. A scale may be given as a
+        """The sweep spec at a scale, optionally with other seeds (with any seed the scale does not list,
+        a replication named by `replication_name`). A scale may be given as a
         function returning its tree, for sweeps that depend on files outside the repository
         (b-pretrained at paper scale: a list of checkpoints on disk); it is called here."""
         if scale not in self.scales:
@@ -63,8 +64,16 @@ class Preset:
         tree = copy.deepcopy(tree() if callable(tree) else tree)
         tree["name"] = f"{self.name}-{scale}"
         if seeds is not None:
-            tree["seeds"] = seeds
+            if set(seeds) - set(tree.get("seeds", [])):
+                # Fresh seeds are a replication: a sweep of its own beside the original, never mixed into it.
+                tree["name"] = replication_name(self.name, scale, seeds)
+            tree["seeds"] = list(seeds)
         return parse_spec(tree)
+
+
+def replication_name(preset: str, scale: str, seeds: list[int]) -> str:
+    """The sweep name of a preset rerun on other seeds than its own: `<preset>-<scale>-seeds-3-4-5`."""
+    return f"{preset}-{scale}-seeds-" + "-".join(str(s) for s in seeds)
 
 
 PRESETS = Registry("preset")

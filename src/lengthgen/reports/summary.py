@@ -75,7 +75,14 @@ def repro_summary(root: str | Path, scale: str) -> pd.DataFrame:
         if scale not in preset.scales:
             continue
         rows.append(preset_row(name, preset.claim_id, SweepDir(root / f"{name}-{scale}"), root))
-    return pd.DataFrame(rows)
+        # Replications on other seeds (`lengthgen repro NAME --seeds ...`), each with its own verdict.
+        for path in sorted(root.glob(f"{name}-{scale}-seeds-*")):
+            if path.is_dir() and re.fullmatch(rf"{re.escape(name)}-{re.escape(scale)}-seeds(-\d+)+", path.name):
+                rows.append(preset_row(name, preset.claim_id, SweepDir(path), root) | {"sweep": path.name})
+    table = pd.DataFrame(rows)
+    if "sweep" in table:
+        table["sweep"] = table["sweep"].fillna(table["preset"] + f"-{scale}")
+    return table
 
 
 def overview_panels(root: Path, table: pd.DataFrame, scale: str) -> list[tuple[str, pd.DataFrame | None]]:
@@ -83,9 +90,12 @@ def overview_panels(root: Path, table: pd.DataFrame, scale: str) -> list[tuple[s
     report wrote to results.csv (None before a report exists)."""
     panels = []
     for row in table.itertuples():
-        results = root / f"{row.preset}-{scale}" / "results.csv"
+        sweep = getattr(row, "sweep", None) or f"{row.preset}-{scale}"
+        results = root / sweep / "results.csv"
         df = pd.read_csv(results) if results.is_file() else None
-        panels.append((f"{row.preset}: {row.verdict.split(' (')[0]}", df))
+        seeds = sweep.removeprefix(f"{row.preset}-{scale}-seeds-")
+        label = row.preset if seeds == sweep else f"{row.preset} (seeds {seeds.replace('-', ', ')})"
+        panels.append((f"{label}: {row.verdict.split(' (')[0]}", df))
     return panels
 
 
