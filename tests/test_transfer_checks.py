@@ -37,6 +37,21 @@ def test_transfer_rule(with_aux, alone, fit, expect, verdict):
     row = result.numbers.set_index("data.aux").loc[True]
     assert row["band"] == "9-16" and row["band_best"] == pytest.approx(with_aux)
     assert row["band_mean"] == pytest.approx(with_aux / 3) and row["effect"] == pytest.approx(with_aux - alone)
+    # Beside the best seed: the mean effect, and how many seeds show one (only seed 0 moves here).
+    assert row["effect_mean"] == pytest.approx((with_aux - alone) / 3)
+    assert row["seeds_effect_ge_0.3"] == ("1 of 3" if with_aux - alone >= 0.3 else "0 of 3")
+    assert "band_by_seed" not in result.numbers
+
+
+def test_seeds_with_an_effect_pair_each_seed_with_itself_alone():
+    df = results({("string-mqar", True, "rope"): (1, 0.9), ("string-mqar", False, "rope"): (1, 0.0)})
+    band = (df["task"] == "copy") & df["length"].between(L_MAIN + 1, L_AUX) & df["data.aux"]
+    df.loc[band & (df["seed"] == 1), "exact_match"] = 0.5  # seed 1 too, with the auxiliaries
+    alone = (df["task"] == "copy") & df["length"].between(L_MAIN + 1, L_AUX) & ~df["data.aux"]
+    df.loc[alone & (df["seed"] == 1), "exact_match"] = 0.4  # ... but alone it nearly matches: no effect
+    row = transfer_check(True)(df).numbers.set_index("data.aux").loc[True]
+    assert row["seeds_effect_ge_0.3"] == "1 of 3"
+    assert row["effect"] == pytest.approx(0.9 - 0.4) and row["effect_mean"] == pytest.approx(1.4 / 3 - 0.4 / 3)
 
 
 def test_control_needs_a_learned_auxiliary():

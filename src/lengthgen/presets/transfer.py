@@ -122,8 +122,13 @@ def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
         fit = best_over_seeds(band_scores(sub, main, [n for n in evaluated if n <= l_main]))
         # No evaluated length in (L_main, L_aux]: nothing to score, and the checks say INCONCLUSIVE.
         nan = float("nan")
-        score = best_over_seeds(band_scores(sub, main, band)) if band else fit.assign(best=nan, mean=nan, seeds="")
+        per_seed = band_scores(sub, main, band) if band else None
+        score = best_over_seeds(per_seed) if band else fit.assign(best=nan, mean=nan, seeds="")
         keys = [c for c in fit.columns if c not in ("best", "mean", "seeds")]
+        if band:  # every seed's band score by seed, for the per-seed effects (dropped before the report)
+            by_seed = per_seed.groupby(keys, dropna=False).apply(
+                lambda g: dict(zip(g["seed"], g["exact_match"])), include_groups=False).rename(BY_SEED).reset_index()
+            score = score.merge(by_seed, on=keys)
         merged = fit.rename(columns={"best": "fit_best", "mean": "fit_mean", "seeds": "fit_seeds"}).merge(
             score.rename(columns={"best": "band_best", "mean": "band_mean", "seeds": "band_seeds"}), on=keys)
         merged = merged.merge(_aux_fit(sub, main, keys), on=keys, how="left")
@@ -133,12 +138,32 @@ def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["data.group", "data.aux"])
 
 
+BY_SEED = "band_by_seed"
+
+
 def effects(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Best-seed band score with auxiliaries minus without, per group (and `by` columns)."""
+    """Per group (and `by` columns): the effect the rules judge (best-seed band score with auxiliaries
+    minus without), and beside it the mean effect (mean over seeds, minus) and how many seeds show an
+    effect >= EFFECT against the same seed alone (a finding carried by one seed shows here)."""
     keys = ["data.group", *by]
-    with_aux = table[table["data.aux"].astype(str) == "True"].set_index(keys)["band_best"]
-    alone = table[table["data.aux"].astype(str) == "False"].set_index(keys)["band_best"]
-    return (with_aux - alone).rename("effect").reset_index()
+    with_aux = table[table["data.aux"].astype(str) == "True"].set_index(keys)
+    alone = table[table["data.aux"].astype(str) == "False"].set_index(keys)
+    out = (with_aux["band_best"] - alone["band_best"]).rename("effect").to_frame()
+    out["effect_mean"] = with_aux["band_mean"] - alone["band_mean"]
+    if BY_SEED in table:
+        def seeds_with_effect(key) -> str:
+            mine, base = with_aux.loc[key, BY_SEED], alone.loc[key, BY_SEED] if key in alone.index else None
+            if not isinstance(mine, dict) or not isinstance(base, dict):
+                return ""
+            common = sorted(set(mine) & set(base))
+            return f"{sum(mine[s] - base[s] >= EFFECT for s in common)} of {len(common)}"
+        out["seeds_effect_ge_" + str(EFFECT)] = [seeds_with_effect(k) for k in out.index]
+    return out.reset_index()
+
+
+def without_seed_maps(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as the report shows it (the per-seed maps are in the `*_seeds` strings already)."""
+    return table.drop(columns=[BY_SEED], errors="ignore")
 
 
 FIT_RULE = (f"INCONCLUSIVE unless, in every point, the main task's best seed fits lengths <= L_main and (with "
@@ -166,9 +191,9 @@ def transfer_check(expect_transfer: bool) -> callable:
         rule = (f"{FIT_RULE}; then PASS if, for every group, the best seed's main-task exact match over "
                 f"(L_main, L_aux] {want}{EFFECT} with the auxiliaries compared to the main task alone; FAIL otherwise.")
         if _unjudgeable(table):
-            return Verdict("INCONCLUSIVE", rule, table)
+            return Verdict("INCONCLUSIVE", rule, without_seed_maps(table))
         ok = (table["effect"] >= EFFECT) if expect_transfer else (table["effect"] < EFFECT)
-        return Verdict("PASS" if ok.all() else "FAIL", rule, table)
+        return Verdict("PASS" if ok.all() else "FAIL", rule, without_seed_maps(table))
 
     return check
 
@@ -184,14 +209,14 @@ def compare_check(better: str, worse: str, column: str, margin: float, claim: st
                 f"auxiliaries minus alone) of {better} exceeds that of {worse} by >= {margin} ({claim}); "
                 "FAIL otherwise.")
         if table.empty:
-            return Verdict("INCONCLUSIVE", rule, table)
+            return Verdict("INCONCLUSIVE", rule, without_seed_maps(table))
         eff = effects(table, by)
         table = table.merge(eff, on=["data.group", *by], how="left")
         value = eff.set_index(column)["effect"]
         if _unjudgeable(table) or not {better, worse} <= set(value.index) or value.max() < EFFECT:
-            return Verdict("INCONCLUSIVE", rule, table)
+            return Verdict("INCONCLUSIVE", rule, without_seed_maps(table))
         ok = value[better] - value[worse] >= margin
-        return Verdict("PASS" if ok else "FAIL", rule, table)
+        return Verdict("PASS" if ok else "FAIL", rule, without_seed_maps(table))
 
     return check
 
