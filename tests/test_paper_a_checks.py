@@ -10,7 +10,9 @@ from lengthgen.presets.sparsity import (
     L_TRAIN,
     LOCALITY_POINTS,
     check_locality,
+    check_mean_over_seeds,
     check_sparsity,
+    sparsity_report,
     sparsity_table,
 )
 
@@ -47,6 +49,36 @@ def test_sparsity_passes_when_accuracy_falls_with_k_and_fails_when_it_does_not()
     assert check_sparsity(sparsity_results(flat)).status == "FAIL"
     rising = {k: [0.5 + 0.05 * i for i in range(k)] for k in (4, 6, 8)}
     assert check_sparsity(sparsity_results(rising)).status == "FAIL"
+
+
+def seeded_sparsity_results(by_seed: dict[int, dict[int, list[float]]], fit: float = 1.0) -> pd.DataFrame:
+    """seed -> (K_train -> accuracy at 4x for k = 1..K_train)."""
+    points = [({K_KEY: k_train}, seed, f"sparse_parity[k={k}]", {L_TRAIN: fit, FOUR_X: acc})
+              for seed, grid in by_seed.items() for k_train, accs in grid.items()
+              for k, acc in enumerate(accs, start=1)]
+    return pd.DataFrame(results(points))
+
+
+def test_the_mean_over_seeds_rule_sees_a_fall_that_single_runs_hide(tmp_path):
+    # Only seed 0, which fails at k = K_train, falls on its own (2 of 6 runs: the per-run rule says FAIL);
+    # the other seeds fail at other k, and the mean over seeds falls steadily for both K_train.
+    by_seed = {0: {4: [1.0, 1.0, 1.0, 0.5], 6: [1.0, 1.0, 1.0, 1.0, 1.0, 0.4]},
+               1: {4: [1.0, 1.0, 0.6, 1.0], 6: [1.0, 1.0, 1.0, 0.5, 1.0, 1.0]},
+               2: {4: [1.0, 0.8, 1.0, 1.0], 6: [1.0, 0.9, 1.0, 1.0, 0.6, 1.0]}}
+    df = seeded_sparsity_results(by_seed)
+    assert check_sparsity(df).status == "FAIL"  # the per-run rule, as written
+    assert check_sparsity(df).numbers["decreases"].sum() == 2
+    second = check_mean_over_seeds(df)
+    assert second.status == "PASS" and "[added after the first CPU run" in second.rule
+    row = second.numbers.set_index("K_train").loc[4]
+    assert row[f"mean_acc_at_{FOUR_X}_by_k"] == "1: 1.00, 2: 0.93, 3: 0.87, 4: 0.83" and row["seeds"] == 3
+    assert row["drop"] == pytest.approx(1 - 2.5 / 3)
+    lines = sparsity_report(df, tmp_path)
+    assert "**Verdict of this rule: PASS**" in lines and (tmp_path / "accuracy_vs_k.png").stat().st_size > 5_000
+    flat = seeded_sparsity_results({s: {4: [1.0, 1.0, 1.0, 1.0], 6: [1.0] * 6} for s in range(3)})
+    assert check_mean_over_seeds(flat).status == "FAIL"
+    unfitted = seeded_sparsity_results(by_seed, fit=0.5)
+    assert check_mean_over_seeds(unfitted).status == "INCONCLUSIVE"
 
 
 def test_sparsity_reports_unfitted_runs_and_is_inconclusive_without_three_fitted():

@@ -17,13 +17,14 @@ from ..analysis.stats import spearman
 from ..optional import pyplot
 from ..reports.aggregate import final, grid_columns
 from ..reports.plots import save_figure
+from ..reports.tables import markdown_table
 from .base import Preset, Verdict, best_over_seeds, register_preset
 
 FIT = 0.9  # best-seed (or per-run) in-distribution score that counts as "fitted"
 L_TRAIN = 20  # sparse tasks: longest training length (PAPERS.md A1)
 SPARSE_LENGTHS = [5, 10, 20, 40, 80, 160]  # 20 = L, then 2L, 4L, 8L
 FOUR_X = 4 * L_TRAIN
-MAX_K = {"cpu": 8, "paper": 12}  # evaluation variants k = 1..MAX_K
+MAX_K = {"cpu": 10, "cpu-v1": 8, "paper": 12}  # evaluation variants k = 1..MAX_K
 K_KEY = "data.tasks.0.params.k_max"  # the a-sparsity grid key: K_train
 MIN_DROP = 0.15  # a-sparsity: smallest fall of accuracy at 4L from k = 1 to k = K_train that counts
 
@@ -111,38 +112,82 @@ def check_sparsity(df: pd.DataFrame) -> Verdict:
     return Verdict("PASS" if fitted["decreases"].mean() > 0.5 else "FAIL", rule, table)
 
 
-def sparsity_report(df: pd.DataFrame, path) -> list[str]:
-    """Accuracy at 4L against k, one line per K_train (mean over seeds, every seed as a dot)."""
+def mean_over_seeds_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per K_train: accuracy at 4L for each k <= K_train averaged over every seed (fitted or not; the
+    fitted count is shown), its rank correlation with k, and its fall from k = 1 to k = K_train."""
+    last = final(df)
+    last = last.assign(k=last["task"].map(_k_of))
+    fitted = sparsity_table(df)
+    rows = []
+    for k_train, sub in last.groupby(K_KEY):
+        k_train = int(k_train)
+        at_4x = sub[(sub["length"] == FOUR_X) & (sub["k"] <= k_train)].groupby("k")["exact_match"].mean()
+        if len(at_4x) < 2:
+            continue
+        rho = spearman(at_4x.index.to_numpy(), at_4x.to_numpy())
+        drop = float(at_4x.iloc[0] - at_4x.iloc[-1])
+        runs = fitted[fitted["K_train"] == k_train]
+        rows.append({"K_train": k_train, "seeds": len(runs), "fitted": int(runs["fitted"].sum()),
+                     f"mean_acc_at_{FOUR_X}_by_k": ", ".join(f"{int(k)}: {v:.2f}" for k, v in at_4x.items()),
+                     "rho_k_vs_mean_acc": rho, "drop": drop, "decreases": bool(rho <= -0.5 and drop >= MIN_DROP)})
+    return pd.DataFrame(rows)
 
+
+MEAN_RULE = (f"[added after the first CPU run, issue 27] For every K_train, the accuracy at l = {FOUR_X} averaged "
+             f"over all seeds falls with k: Spearman(k, mean accuracy), k = 1..K_train, <= -0.5 and a fall >= "
+             f"{MIN_DROP} from k = 1 to k = K_train. INCONCLUSIVE if some K_train has no fitted seed; then PASS if "
+             "every K_train falls, FAIL otherwise.")
+
+
+def check_mean_over_seeds(df: pd.DataFrame) -> Verdict:
+    """The second rule of a-sparsity, on the mean over seeds (shown in the report beside the first)."""
+    table = mean_over_seeds_table(df)
+    if table.empty or (table["fitted"] == 0).any():
+        return Verdict("INCONCLUSIVE", MEAN_RULE, table)
+    return Verdict("PASS" if table["decreases"].all() else "FAIL", MEAN_RULE, table)
+
+
+def sparsity_report(df: pd.DataFrame, path) -> list[str]:
+    """The mean-over-seeds rule and its verdict; accuracy at 4L against k, one line per K_train (mean
+    over seeds, the range of the seeds shaded)."""
     last = final(df)
     last = last.assign(k=last["task"].map(_k_of))
     last = last[last["length"] == FOUR_X]
     if last.empty:
         return []
+    second = check_mean_over_seeds(df)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for k_train, sub in last.groupby(K_KEY):
-        mean = sub.groupby("k")["exact_match"].mean()
+        by_k = sub.groupby("k")["exact_match"]
+        mean, low, high = by_k.mean(), by_k.min(), by_k.max()
         line = ax.plot(mean.index, mean.values, marker="o", label=f"K_train={int(k_train)}")[0]
-        ax.scatter(sub["k"], sub["exact_match"], color=line.get_color(), alpha=0.35, s=12)
+        ax.fill_between(mean.index, low.values, high.values, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.axvline(int(k_train), color=line.get_color(), linestyle=":", linewidth=0.8)
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="k (marked bits)", ylabel=f"accuracy at l={FOUR_X}", ylim=(0, 1.05),
-           title=f"sparse parity at 4x the training length (L={L_TRAIN})")
+    ax.set(xlabel="k (marked bits; dotted: K_train)", ylabel=f"accuracy at l={FOUR_X}", ylim=(0, 1.05),
+           title=f"sparse parity at 4x the training length (L={L_TRAIN}): mean, seed range shaded")
     ax.legend()
     save_figure(fig, path / "accuracy_vs_k.png")
-    return ["## Accuracy at 4x against k", "", "![accuracy vs k](accuracy_vs_k.png)", ""]
+    return ["## Mean over seeds (a second rule, added after the first CPU run)", "",
+            f"**Verdict of this rule: {second.status}**", "", f"Rule: {second.rule}", "",
+            markdown_table(second.numbers) if not second.numbers.empty else "(no numbers)", "",
+            "## Accuracy at 4x against k", "", "![accuracy vs k](accuracy_vs_k.png)", ""]
 
 
 def _sparsity_scales() -> dict:
+    """cpu: K_train 4, 6, 8, 10 and 5 seeds (issue 27); cpu-v1: the first CPU grid (4, 6, 8; 3 seeds); paper."""
     out = {}
-    k_values = {"cpu": [4, 6, 8], "paper": [4, 6, 8, 10, 12]}
-    for scale in SCALES:
+    k_values = {"cpu": [4, 6, 8, 10], "cpu-v1": [4, 6, 8], "paper": [4, 6, 8, 10, 12]}
+    seeds = {"cpu": [0, 1, 2, 3, 4], "cpu-v1": SCALES["cpu"]["seeds"], "paper": SCALES["paper"]["seeds"]}
+    for scale in k_values:
+        size = "paper" if scale == "paper" else "cpu"
         task = {"task": "sparse_parity", "lengths": [4, L_TRAIN], "params": {"k_max": 4},
                 "eval_params": {"k_max": 0}, "eval_grid": {"k": list(range(1, MAX_K[scale] + 1))}}
         # [ours] NoPE, as in PAPERS.md A1's probe; every k in 1..MAX_K is evaluated, k > K_train too.
-        base = base_config(scale, task, SPARSE_LENGTHS, "nope")
+        base = base_config(size, task, SPARSE_LENGTHS, "nope")
         points = [{K_KEY: k, "data.tasks.0.lengths": [k, L_TRAIN]} for k in k_values[scale]]
-        out[scale] = point_sweep(base, points, SCALES[scale]["seeds"])
+        out[scale] = point_sweep(base, points, seeds[scale])
     return out
 
 
