@@ -89,12 +89,32 @@ def test_sparsity_reports_unfitted_runs_and_is_inconclusive_without_three_fitted
     assert sparsity_table(sparsity_results(falling)).shape[0] == 2
 
 
-def locality_results(local: float, nonlocal_: float, coupled: float, fit: float = 1.0) -> pd.DataFrame:
-    values = {"local": local, "nonlocal": nonlocal_, "nonlocal+coupling": coupled,
+def locality_results(local: float, nonlocal_: float, coupled: float, fit: float = 1.0, window: float = 1.0,
+                     window_fit: float | None = None) -> pd.DataFrame:
+    values = {"local": local, "nonlocal": nonlocal_, "nonlocal+coupling": coupled, "local+window": window,
               "idealized local": 1.0, "idealized nonlocal": 0.5}
-    points = [(LOCALITY_POINTS[name], seed, "offset_parity", {10: fit, L_TRAIN: fit, FOUR_X: value - 0.1 * seed})
+    fits = {name: fit for name in values} | ({"local+window": window_fit} if window_fit is not None else {})
+    points = [(LOCALITY_POINTS[name], seed, "offset_parity",
+               {10: fits[name], L_TRAIN: fits[name], FOUR_X: value - 0.1 * seed})
               for name, value in values.items() for seed in (0, 1)]
     return results(points)
+
+
+@pytest.mark.parametrize("plain,window,window_fit,verdict", [
+    (0.53, 1.0, 1.0, "PASS"),
+    (0.53, 0.8, 1.0, "FAIL"),   # banded attention does not hold 0.9 at 4x
+    (1.0, 0.95, 1.0, "FAIL"),   # holds 0.9 but below the plain transformer
+    (0.53, 1.0, 0.7, "INCONCLUSIVE"),  # banded attention did not fit
+])
+def test_locality_window_comparison_rule(plain, window, window_fit, verdict):
+    from lengthgen.presets.sparsity import check_window, locality_report
+
+    df = locality_results(plain, 0.5, 1.0, window=window, window_fit=window_fit)
+    result = check_window(df)
+    assert result.status == verdict and "before its first run" in result.rule
+    assert result.numbers.set_index("variant").loc["local+window", "at_4x_best"] == pytest.approx(window)
+    assert f"**Verdict of this comparison: {verdict}**" in locality_report(df, None)
+    assert check_locality(df).status == ("PASS" if plain >= 0.9 else "FAIL")  # the first rule ignores the window
 
 
 @pytest.mark.parametrize("local,nonlocal_,coupled,fit,verdict", [

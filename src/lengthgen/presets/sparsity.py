@@ -206,6 +206,10 @@ LOCALITY_POINTS = {
     # Coupling folds the two halves onto the same IDs: first and middle bit share ID 1 (PAPERS.md A3).
     "nonlocal+coupling": {"data.tasks.0.params.dependency": "nonlocal", "model.encoding": "learned",
                           "positions.train": "coupled_random_offset", "positions.eval": "coupled"},
+    # The locality-respecting transformer (issue 27): the same model with banded attention, each token
+    # seeing itself and the 3 tokens before it (the idealized model's window), so no input it reads
+    # is longer than in training.
+    "local+window": {"data.tasks.0.params.dependency": "local", "model.attention_window": 4},
     # The idealized model of A0, beside the transformer: triples of positions within a window of 4.
     # Triples, because a tuple's score never sees its distance to the query: only a tuple that
     # holds the `=` itself can single out the last two bits, and with pairs such a tuple holds
@@ -273,6 +277,33 @@ def check_locality(df: pd.DataFrame) -> Verdict:
     return Verdict("PASS" if ok else "FAIL", rule, table)
 
 
+WINDOW_RULE = (f"[written 2026-12-06, before its first run] The locality-respecting transformer (local+window) "
+               f"is INCONCLUSIVE unless its best seed fits (mean accuracy over l <= {L_TRAIN} >= {FIT}); then PASS "
+               f"if its best seed reaches >= {FIT} at l = {FOUR_X} and at least the plain transformer's local best "
+               "there; FAIL otherwise.")
+
+
+def check_window(df: pd.DataFrame) -> Verdict:
+    """The second comparison of a-locality: banded attention against the plain transformer on local parity."""
+    table = locality_table(df)
+    need = ["local", "local+window"]
+    if table.empty or not set(need) <= set(table["variant"]):
+        return Verdict("INCONCLUSIVE", WINDOW_RULE, table)
+    t = table.set_index("variant")
+    if t.loc["local+window", "fit_best"] < FIT or t.loc[need, "at_4x_best"].isna().any():
+        return Verdict("INCONCLUSIVE", WINDOW_RULE, table)
+    ok = t.loc["local+window", "at_4x_best"] >= max(FIT, t.loc["local", "at_4x_best"])
+    return Verdict("PASS" if ok else "FAIL", WINDOW_RULE, table)
+
+
+def locality_report(df: pd.DataFrame, path) -> list[str]:
+    """The plain transformer, the locality-respecting one and the idealized model side by side."""
+    second = check_window(df)
+    return ["## The locality-respecting transformer (a second comparison)", "",
+            f"**Verdict of this comparison: {second.status}**", "", f"Rule: {second.rule}", "",
+            "The numbers are the table above (variants local, local+window, idealized local).", ""]
+
+
 def _locality_scales() -> dict:
     out = {}
     for scale in SCALES:
@@ -286,4 +317,4 @@ register_preset(Preset(
     "a-locality", "A-locality",
     "A parity of two bits at fixed offsets before the query generalizes from l <= 20 to 4x; a parity of "
     "the first and the middle bit does not, unless position coupling makes it local in ID space.",
-    _locality_scales(), check_locality, [L_TRAIN, 2 * L_TRAIN]))
+    _locality_scales(), check_locality, [L_TRAIN, 2 * L_TRAIN], locality_report))
