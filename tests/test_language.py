@@ -4,6 +4,7 @@ import json
 import os
 import re
 import string
+import sysconfig
 
 import numpy as np
 import pytest
@@ -166,6 +167,22 @@ def test_a_crash_while_building_leaves_no_cache(small_corpus, monkeypatch, tmp_p
     assert corpora.load(str(root), 0.3, BLOCK).meta["documents"] == 7
 
 
+def test_the_stdlib_corpus_is_this_pythons_own_source_without_its_tests():
+    files = sources._stdlib_files()
+    assert len(files) > 100 and all(f.suffix == ".py" for f in files)
+    assert not any({"test", "tests", "site-packages"} & set(f.parts) for f in files)
+    source = sources.resolve("stdlib")
+    assert source.identity() == source.identity() and source.identity()[2] == len(files)
+    key, chunks = next(iter(source.documents(200)))
+    first = next(chunks)
+    assert key.endswith(".py") and 0 < len(first) <= 200
+    # Code has what pydoc lacks: a name defined far above its use. Some identifier defined in the
+    # file's first 2,000 characters comes back after 20,000 in most long files.
+    text = (sources.Path(sysconfig.get_paths()["stdlib"]) / "argparse.py").read_text()
+    defined = set(re.findall(r"def (\w+)|class (\w+)", text[:2000])[0]) - {""}
+    assert any(name in text[20_000:] for name in defined)
+
+
 def test_bad_corpora_are_one_line_errors(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     (tmp_path / "blank").mkdir()
@@ -174,7 +191,7 @@ def test_bad_corpora_are_one_line_errors(tmp_path, monkeypatch):
     (tmp_path / "broken.jsonl").write_text('{"text": \n')
     (tmp_path / "data.csv").write_text("a,b")
     monkeypatch.delenv("LENGTHGEN_NOT_SET", raising=False)
-    cases = {str(tmp_path / "nothere"): "neither a builtin corpus (pydoc) nor an existing file",
+    cases = {str(tmp_path / "nothere"): "neither a builtin corpus (pydoc, stdlib) nor an existing file",
              str(tmp_path / "empty"): "holds no .txt", str(tmp_path / "blank"): "holds no text",
              str(tmp_path / "bad.jsonl"): "line 1 has no string field 'text'",
              str(tmp_path / "broken.jsonl"): "line 1 is not JSON", str(tmp_path / "data.csv"): "is not one of .txt",

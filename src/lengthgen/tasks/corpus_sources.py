@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import sys
+import sysconfig
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,42 @@ def _pydoc() -> Source:
             yield key, (text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars))
 
     return Source("pydoc", identity, documents)
+
+
+# Not part of the `stdlib` corpus: test suites (a third of the standard library, mostly generated or
+# repetitive cases), site-packages (not the standard library) and vendored or data-like trees.
+_STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "lib2to3",
+                "ensurepip", "pydoc_data", "encodings"}
+
+
+def _stdlib_files() -> list[Path]:
+    """The standard library's own .py files, sorted, without the trees in _STDLIB_SKIP."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = []
+    for path in sorted(root.rglob("*.py")):
+        if not any(part in _STDLIB_SKIP or part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            files.append(path)
+    return files
+
+
+@BUILTINS.register("stdlib")
+def _stdlib() -> Source:
+    """CPython's standard library source (.py files, tests excluded), one document per file: code
+    whose identifiers are defined far above their use, so far context really helps (issue 27)."""
+    files = _stdlib_files()
+    if not files:
+        raise UserError("the builtin corpus 'stdlib' found no .py files under this Python's standard library "
+                        f"({sysconfig.get_paths()['stdlib']}); give a path to a local corpus instead")
+    root = Path(sysconfig.get_paths()["stdlib"])
+
+    def identity():
+        return ["stdlib", sys.version, len(files), sum(f.stat().st_size for f in files)]
+
+    def documents(chunk_chars: int):
+        for path in files:
+            yield path.relative_to(root).as_posix(), _text_chunks(path, chunk_chars)
+
+    return Source("stdlib", identity, documents)
 
 
 def _suffix(path: Path) -> str | None:
