@@ -141,7 +141,9 @@ def method_results(scores: dict[tuple[str, str], float], tasks: dict[str, dict],
         for seed in (0, 1):
             lengths = {n: fit for n in range(1, top + 1)} | {2 * top: value - 0.2 * seed, 4 * top: value - 0.2 * seed}
             points.append(({**tasks[task], **methods[method]}, seed, task, lengths))
-    return results(points)
+    table = results(points)
+    table["train_max"] = table["task"].map(train_max)  # as the aggregate writes it: each task's own L
+    return table
 
 
 def test_coupling_rule():
@@ -154,6 +156,19 @@ def test_coupling_rule():
     assert set(passed.numbers["method"]) == set(METHOD_POINTS) and set(passed.numbers["task"]) == set(TASK_POINTS)
     assert check_coupling(table(0.35, 0.1)).status == "FAIL"
     assert check_coupling(table(0.95, 0.1, fit=0.5)).status == "INCONCLUSIVE"
+
+
+def test_coupling_rule_reads_each_tasks_own_training_length():
+    # Reverse addition trained on 1-5 is judged at 10 and 20; the string tasks (1-10) at 20 and 40.
+    maxima = {"copy": 10, "reverse": 10, "reverse_add": 5}
+    scores = {(t, m): (0.9 if m == "coupling" else 0.0) for t in TASK_POINTS for m in METHOD_POINTS}
+    df = method_results(scores, TASK_POINTS, METHOD_POINTS, maxima)
+    verdict = check_coupling(df)
+    assert verdict.status == "PASS" and "reverse_add 1-5 (2x = 10, 4x = 20)" in verdict.rule
+    row = verdict.numbers.set_index(["task", "method"]).loc[("reverse_add", "coupling")]
+    assert row["at_2x_best"] == pytest.approx(0.9) and row["at_4x_best"] == pytest.approx(0.9)
+    df.loc[(df["task"] == "reverse_add") & (df["length"] == 20), "exact_match"] = 0.1  # coupling fails at 4x
+    assert check_coupling(df).status == "FAIL"
 
 
 def test_ppc_rule():
