@@ -113,7 +113,7 @@ def test_locality_window_comparison_rule(plain, window, window_fit, verdict):
     result = check_window(df)
     assert result.status == verdict and "before its first run" in result.rule
     assert result.numbers.set_index("variant").loc["local+window", "at_4x_best"] == pytest.approx(window)
-    assert f"**Verdict of this comparison: {verdict}**" in locality_report(df, None)
+    assert f"**Verdict of this rule: {verdict}**" in locality_report(df, None)
     assert check_locality(df).status == ("PASS" if plain >= 0.9 else "FAIL")  # the first rule ignores the window
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from ..errors import UserError, choices_error
 from ..registry import Registry
 from ..reports.aggregate import final, grid_columns
+from ..reports.tables import markdown_table
 from ..sweeps.spec import SweepSpec, parse_spec
 
 
@@ -74,6 +75,15 @@ class Preset:
 def replication_name(preset: str, scale: str, seeds: list[int]) -> str:
     """The sweep name of a preset rerun on other seeds than its own: `<preset>-<scale>-seeds-3-4-5`."""
     return f"{preset}-{scale}-seeds-" + "-".join(str(s) for s in seeds)
+
+
+def verdict_section(title: str, verdict: Verdict, with_table: bool = True) -> list[str]:
+    """Markdown lines for a preset's second rule or comparison, shown in its report beside the main
+    verdict (which it never changes): title, its own verdict, its rule, its numbers."""
+    lines = [f"## {title}", "", f"**Verdict of this rule: {verdict.status}**", "", f"Rule: {verdict.rule}", ""]
+    if with_table:
+        lines += [markdown_table(verdict.numbers) if not verdict.numbers.empty else "(no numbers)", ""]
+    return lines
 
 
 PRESETS = Registry("preset")

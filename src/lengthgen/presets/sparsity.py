@@ -17,8 +17,7 @@ from ..analysis.stats import spearman
 from ..optional import pyplot
 from ..reports.aggregate import final, grid_columns
 from ..reports.plots import save_figure
-from ..reports.tables import markdown_table
-from .base import Preset, Verdict, best_over_seeds, register_preset
+from .base import Preset, Verdict, best_over_seeds, register_preset, verdict_section
 
 FIT = 0.9  # best-seed (or per-run) in-distribution score that counts as "fitted"
 L_TRAIN = 20  # sparse tasks: longest training length (PAPERS.md A1)
@@ -169,9 +168,7 @@ def sparsity_report(df: pd.DataFrame, path) -> list[str]:
            title=f"sparse parity at 4x the training length (L={L_TRAIN}): mean, seed range shaded")
     ax.legend()
     save_figure(fig, path / "accuracy_vs_k.png")
-    return ["## Mean over seeds (a second rule, added after the first CPU run)", "",
-            f"**Verdict of this rule: {second.status}**", "", f"Rule: {second.rule}", "",
-            markdown_table(second.numbers) if not second.numbers.empty else "(no numbers)", "",
+    return [*verdict_section("Mean over seeds (a second rule, added after the first CPU run)", second),
             "## Accuracy at 4x against k", "", "![accuracy vs k](accuracy_vs_k.png)", ""]
 
 
@@ -298,9 +295,8 @@ def check_window(df: pd.DataFrame) -> Verdict:
 
 def locality_report(df: pd.DataFrame, path) -> list[str]:
     """The plain transformer, the locality-respecting one and the idealized model side by side."""
-    second = check_window(df)
-    return ["## The locality-respecting transformer (a second comparison)", "",
-            f"**Verdict of this comparison: {second.status}**", "", f"Rule: {second.rule}", "",
+    return [*verdict_section("The locality-respecting transformer (a second comparison)", check_window(df),
+                             with_table=False),
             "The numbers are the table above (variants local, local+window, idealized local).", ""]
 
 
