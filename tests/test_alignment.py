@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lengthgen.analysis.alignment import ALIGNMENTS, PARTS, query_source_pairs
+from lengthgen.analysis.alignment import PARTS, query_source_pairs, sources_of
 from lengthgen.cli.main import main
 from lengthgen.data import wrap_in_marker
 from lengthgen.tasks import make_task
@@ -15,8 +15,8 @@ def test_each_answer_is_paired_with_the_input_token_it_copies(name):
     ex = make_task(name).sample(np.random.default_rng(0), 1, 5)[0]
     wrapped = wrap_in_marker(ex, "<t1>", repeat=2)
     inputs = ["<bos>", *wrapped.prompt, *wrapped.answer]
-    pairs = query_source_pairs(wrapped, ALIGNMENTS[name])
-    assert [inputs[source] for _, source in pairs] == list(wrapped.answer)  # the source holds the answer symbol
+    pairs = query_source_pairs(wrapped, sources_of(name, wrapped))
+    assert [inputs[source] for _, (source,) in pairs] == list(wrapped.answer)  # the source holds the answer symbol
     # the query predicting answer j is the token just before it: the trailing marker, then the answers
     assert [q for q, _ in pairs] == [len(wrapped.prompt) + j for j in range(5)]
     assert inputs[pairs[0][0]] == "<t1>" and inputs[pairs[1][0]] == wrapped.answer[0]
@@ -39,6 +39,17 @@ def test_align_command_splits_every_heads_attention_and_scores_each_position(tra
     assert best > 2 / (6 + 2)
 
 
+@pytest.mark.parametrize("dependency", ["local", "nonlocal"])
+def test_parity_answers_read_the_bits_their_examples_name(dependency):
+    ex = make_task("offset_parity", {"dependency": dependency}).sample(np.random.default_rng(0), 1, 9)[0]
+    inputs = ["<bos>", *ex.prompt, *ex.answer]
+    [(query, keys)] = query_source_pairs(ex, sources_of("offset_parity", ex))
+    assert inputs[query] == "=" and query == len(ex.prompt)
+    bits = [int(inputs[k]) for k in keys]
+    assert len(keys) == 2 and str(bits[0] ^ bits[1]) == ex.answer[0]  # the answer is their XOR
+    assert sorted(keys) == ([1, 1 + 9 // 2] if dependency == "nonlocal" else [8, 9])  # <bos> is key 0
+
+
 def test_align_refuses_a_task_without_an_alignment(tmp_path, capsys):
     from helpers import tiny_config, train_tree
 
@@ -47,4 +58,5 @@ def test_align_refuses_a_task_without_an_alignment(tmp_path, capsys):
     run = train_tree(tree, tmp_path / "add")
     assert main(["align", str(run.path), "--lengths", "2"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown answer alignment 'reverse_add'; valid: copy, reverse" in err
+    assert err.count("\n") == 1 and "align needs a task whose answers copy input tokens (copy, reverse" in err
+    assert "'reverse_add' does neither" in err

@@ -1,7 +1,9 @@
 """Where the tokens that predict an answer attend, and how accurate each answer position is.
 
 In copy and reverse (and their swapcase variants) answer token j copies one input token, its
-*source*: input j for copy, input n-1-j for reverse (ALIGNMENTS maps a task to that rule). The
+*source*: input j for copy, input n-1-j for reverse (ALIGNMENTS maps a task to that rule). A task
+whose examples name the inputs their answer reads in meta["sources"] (offset_parity: the two bits
+of the XOR) has those as the sources of its one answer token, their masses summed. The
 query that predicts answer j is the last prompt token for j = 0 and answer token j-1 after it.
 For every layer and head, the attention of those queries is split into the mass on the source
 token, on `<bos>`, on the other prompt tokens, and on answer tokens (their own and earlier ones),
@@ -23,6 +25,7 @@ import pandas as pd
 import torch
 
 from ..data import TaskSpec, collate, eval_examples
+from ..errors import UserError
 from ..registry import Registry
 from ..runtime import autocast
 from ..tasks.base import Example
@@ -48,14 +51,32 @@ def _input_offset(ex: Example) -> int:
     return offset
 
 
-def query_source_pairs(ex: Example, sources: Callable[[int], list[int]]) -> list[tuple[int, int]]:
-    """(query index, source key index) in the `<bos> prompt answer` input, one per answer token."""
+def meta_sources(ex: Example) -> list[list[int]]:
+    """For a task whose one answer token reads several input tokens that the example names in
+    meta["sources"] (offset_parity: the two bits it XORs): those, for the first answer token."""
+    return [list(ex.meta["sources"])] + [[] for _ in ex.answer[1:]]
+
+
+def sources_of(task: str, example: Example) -> Callable[[Example], list[list[int]]]:
+    """Per answer token, the input indices it reads: from ALIGNMENTS (copy-like tasks), else from the
+    examples' meta["sources"]; a UserError when the task has neither."""
+    if task in ALIGNMENTS:
+        rule = ALIGNMENTS.lookup(task)
+        return lambda ex: [[src] for src in rule(len(ex.answer))]
+    if "sources" in example.meta:
+        return meta_sources
+    raise UserError(f"align needs a task whose answers copy input tokens ({', '.join(sorted(ALIGNMENTS))}) or whose "
+                    f"examples name their sources (offset_parity); {task!r} does neither")
+
+
+def query_source_pairs(ex: Example, sources: Callable[[Example], list[list[int]]]) -> list[tuple[int, list[int]]]:
+    """(query index, source key indices) in the `<bos> prompt answer` input, one per answer token."""
     offset = _input_offset(ex)
-    return [(len(ex.prompt) + j, 1 + offset + src) for j, src in enumerate(sources(len(ex.answer)))]
+    return [(len(ex.prompt) + j, [1 + offset + src for src in keys]) for j, keys in enumerate(sources(ex))]
 
 
 @torch.no_grad()
-def alignment_of(model, examples: list[Example], setup: EvalSetup, sources: Callable[[int], list[int]]
+def alignment_of(model, examples: list[Example], setup: EvalSetup, sources: Callable[[Example], list[list[int]]]
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mass [layers, heads, 4] summed over queries, correct [answer positions + 1] summed, counts
     [answer positions + 1]) for one batch of examples; the mass parts are PARTS, the last accuracy
@@ -71,10 +92,10 @@ def alignment_of(model, examples: list[Example], setup: EvalSetup, sources: Call
     hits = (logits.argmax(-1) == batch.targets).cpu()
     for i, ex in enumerate(examples):
         prompt_end = 1 + len(ex.prompt)  # keys before it: <bos> and the prompt
-        for j, (query, source) in enumerate(query_source_pairs(ex, sources)):
+        for j, (query, keys) in enumerate(query_source_pairs(ex, sources)):
             for layer in range(layers):
                 row = patterns[layer][i, :, query, : query + 1].cpu()  # [heads, keys]
-                bos, src = row[:, 0], row[:, source]
+                bos, src = row[:, 0], row[:, keys].sum(-1)
                 prompt = row[:, 1:prompt_end].sum(-1)
                 mass[layer, :, 0] += src
                 mass[layer, :, 1] += bos
@@ -94,12 +115,12 @@ def answer_alignment(model, spec: TaskSpec, lengths: list[int], setup: EvalSetup
     """Per length, layer and head: the mean attention mass of the answer-predicting queries on the
     source, `<bos>`, other prompt tokens and answers; per length and answer position: accuracy.
     The examples are the run's evaluation sets (`setup`), so exact match elsewhere is comparable."""
-    sources = ALIGNMENTS.lookup(spec.task.name)
     was_training = model.training
     model.eval()
     mass_rows, position_rows = [], []
     for length in lengths:
         examples = eval_examples(spec, length, setup.n, setup.eval_seed, setup.policy, setup.settings)
+        sources = sources_of(spec.task.name, examples[0])
         total_mass, queries, correct, counts = None, 0, None, None
         for start in range(0, len(examples), setup.batch_size):
             part = examples[start : start + setup.batch_size]

@@ -106,8 +106,9 @@ def cmd_heads(args) -> None:
 
 
 def cmd_align(args) -> None:
-    """Attention of the answer-predicting tokens on their source input token, and accuracy per answer
-    position, of a copy or reverse run (lengthgen.analysis.alignment); writes two CSVs into the run."""
+    """Attention of the answer-predicting tokens on their source input tokens, and accuracy per answer
+    position, of a copy, reverse or offset_parity run (lengthgen.analysis.alignment); writes two CSVs
+    into the run."""
     if args.n is not None and not 1 <= args.n <= MAX_COUNT:
         raise UserError(f"-n must be in 1..{MAX_COUNT}")
     run, cfg, exp, step = _load(args, args.device)
@@ -172,8 +173,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute even when stored results match")
     p.set_defaults(fn=cmd_heads)
 
-    p = sub.add_parser("align", help="copy/reverse runs: attention of the answer-predicting tokens on the input "
-                                     "token each answer copies, and accuracy per answer position")
+    p = sub.add_parser("align", help="copy, reverse or offset_parity runs: attention of the answer-predicting tokens "
+                                     "on the input tokens each answer reads, and accuracy per answer position")
     p.add_argument("run", help="run directory")
     p.add_argument("--lengths", help="'10,20,40' or '1:40' (default: the run's evaluation lengths)")
     p.add_argument("--task", help="which of the run's tasks (default: its first)")
