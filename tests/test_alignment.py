@@ -28,6 +28,7 @@ def test_align_command_splits_every_heads_attention_and_scores_each_position(tra
     out = capsys.readouterr().out
     assert "copy, step 400" in out and "teacher-forced accuracy by answer position" in out
     mass = pd.read_csv(run.path / "alignment.csv")
+    assert (run.path / "alignment.png").stat().st_size > 5_000  # every head as stacked bars, a panel per length
     positions = pd.read_csv(run.path / "alignment_positions.csv")
     assert set(mass["length"]) == {4, 6} and len(mass) == 2 * 2 * 2  # lengths x layers x heads
     assert np.allclose(mass[list(PARTS)].sum(axis=1), 1.0, atol=1e-4)  # every query's mass, split four ways

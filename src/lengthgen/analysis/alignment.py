@@ -13,8 +13,9 @@ learned the coupled rule puts its mass on the source at every length; one that c
 longer than in training. Per answer position, the teacher-forced accuracy of the predicted token
 shows where exact match is lost (the first answers, the last one, `<eos>`).
 
-`lengthgen align RUN --lengths 10,20,40` prints both tables and writes `alignment.csv` and
-`alignment_positions.csv` into the run directory.
+`lengthgen align RUN --lengths 10,20,40` prints both tables and writes `alignment.csv`,
+`alignment_positions.csv` and `alignment.png` (the masses of every head as stacked bars, a panel
+per length) into the run directory.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import torch
 
 from ..data import TaskSpec, collate, eval_examples
 from ..errors import UserError
+from ..optional import pyplot
 from ..registry import Registry
 from ..runtime import autocast
+from ..store.eval_plot import save_figure
 from ..tasks.base import Example
 from .ablation import EvalSetup, check_hooked
 from .attention import capture_patterns
@@ -142,6 +145,30 @@ def answer_alignment(model, spec: TaskSpec, lengths: list[int], setup: EvalSetup
                                       "accuracy": float(correct[j] / counts[j]), "n": int(counts[j])})
     model.train(was_training)
     return pd.DataFrame(mass_rows), pd.DataFrame(position_rows)
+
+
+def plot_alignment(mass: pd.DataFrame, path, title: str = ""):
+    """Stacked bars of the attention mass (source, `<bos>`, other prompt, answer) of every head, one
+    panel per length: where a head's attention goes as the input grows. Written to `path`."""
+    plt = pyplot()
+    lengths = list(dict.fromkeys(mass["length"]))
+    fig, axes = plt.subplots(1, len(lengths), figsize=(2.2 + 1.6 * len(lengths) + 0.25 * len(mass) / len(lengths), 3.6),
+                             sharey=True, squeeze=False)
+    colors = {"source": "tab:green", "bos": "tab:gray", "other_prompt": "tab:orange", "answer": "tab:blue"}
+    for ax, length in zip(axes[0], lengths):
+        sub = mass[mass["length"] == length]
+        labels = [f"{layer}.{head}" for layer, head in zip(sub["layer"], sub["head"])]
+        bottom = [0.0] * len(sub)
+        for part in PARTS:
+            ax.bar(labels, sub[part], bottom=bottom, color=colors[part], label=part, width=0.8)
+            bottom = [b + v for b, v in zip(bottom, sub[part])]
+        ax.set(title=f"length {length}", xlabel="layer.head", ylim=(0, 1.0))
+        ax.tick_params(axis="x", labelsize=7, rotation=90)
+    axes[0][0].set_ylabel("attention mass of the answer queries")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
 
 
 def summary_text(mass: pd.DataFrame, positions: pd.DataFrame) -> str:

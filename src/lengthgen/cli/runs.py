@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..analysis import context, tracking
 from ..analysis.ablation import EvalSetup, ablator, check_hooked, parse_heads
-from ..analysis.alignment import answer_alignment
+from ..analysis.alignment import answer_alignment, plot_alignment
 from ..analysis.alignment import summary_text as alignment_summary
 from ..config import MAX_COUNT, parse_lengths
 from ..errors import UserError
@@ -124,6 +124,7 @@ def cmd_align(args) -> None:
     mass, positions = answer_alignment(exp.model, specs[name], lengths, setup, step)
     for table, file in ((mass, "alignment.csv"), (positions, "alignment_positions.csv")):
         atomic_write_text(run.path / file, table.to_csv(index=False))
+    plot_alignment(mass, run.path / "alignment.png", f"{run.path.name}: {name}, step {step}")
     print(f"{name}, step {step}")
     print(alignment_summary(mass, positions))
 
