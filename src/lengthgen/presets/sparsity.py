@@ -165,7 +165,7 @@ def sparsity_report(df: pd.DataFrame, path) -> list[str]:
         ax.axvline(int(k_train), color=line.get_color(), linestyle=":", linewidth=0.8)
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="k (marked bits; dotted: K_train)", ylabel=f"accuracy at l={FOUR_X}", ylim=(0, 1.05),
-           title=f"sparse parity at 4x the training length (L={L_TRAIN}): mean, seed range shaded")
+           title=f"sparse parity at 4L (L={L_TRAIN}): mean over seeds, range shaded")
     ax.legend()
     save_figure(fig, path / "accuracy_vs_k.png")
     return [*verdict_section("Mean over seeds (a second rule, added after the first CPU run)", second),
