@@ -228,7 +228,8 @@ def test_paper_scale_needs_the_c4_shard(monkeypatch, tmp_path):
     assert spec.base["data"]["tasks"][0]["params"]["corpus"] == str(shard)
     assert spec.base["positions"]["max_position"] == 4 * 512 + 2 and len(spec.seeds) == 5
     cpu = preset.spec("cpu")
-    assert cpu.base["data"]["tasks"][0]["params"]["corpus"] == "pydoc" and cpu.base["eval"]["lengths"][-1] == 256
+    assert cpu.base["data"]["tasks"][0]["params"]["corpus"] == "stdlib" and cpu.base["eval"]["lengths"][-1] == 256
+    assert preset.spec("cpu-pydoc").base["data"]["tasks"][0]["params"]["corpus"] == "pydoc"  # the first CPU scale
 
 
 @pytest.mark.slow
