@@ -3,6 +3,8 @@ receive the config, the metrics of every logged step, every evaluation table and
 
 import glob
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -73,10 +75,11 @@ def test_a_resumed_run_continues_the_same_tracked_runs(tmp_path, offline):
     client = mlflow.MlflowClient(tracking_uri=(run.path / "mlruns").resolve().as_uri())
     experiment = client.get_experiment_by_name("lengthgen")
     assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [ids["mlflow"]]
-    # Every offline W&B session of this run carries the same id (a session's folder is named by the second it
-    # started, so two sessions within one second share a folder): the resume made no new W&B run.
-    sessions = glob.glob(str(run.path / "wandb" / "offline-run-*"))
-    assert sessions and all(path.endswith(f"-{ids['wandb']}") for path in sessions)
+    # Every offline W&B session folder of this run carries the same id: the resume made no new W&B run. (A
+    # folder is named by the second its session started, plus "-1", "-2" when that name is taken.)
+    sessions = [Path(p).name for p in glob.glob(str(run.path / "wandb" / "offline-run-*"))]
+    pattern = rf"offline-run-\d{{8}}_\d{{6}}-{ids['wandb']}(-\d+)?"
+    assert sessions and all(re.fullmatch(pattern, name) for name in sessions)
 
 
 def test_unknown_or_missing_trackers_are_one_line_errors(tmp_path, monkeypatch):
