@@ -31,18 +31,27 @@ def fake_sweep(tmp_path):
         "name": "fake",
         "base": {"data": {"tasks": [{"task": "copy", "lengths": [1, 2]}, {"task": "reverse", "lengths": [1, 3]}]}},
         "grid": {"model.encoding": ["nope", "rope"]}, "seeds": [0, 1]})
-    sweep = SweepDir(tmp_path / "fake")
+
+    def rows(plan):
+        out = []
+        for task, values in FINAL[(plan.point["model.encoding"], plan.seed)].items():
+            for length, value in enumerate(values, start=1):
+                out.append(EvalRow(5, task, length, 10, 0.123, 0.5))  # an earlier step, ignored at the end
+                out.append(EvalRow(10, task, length, 10, value, value))
+        return out
+
+    return finished_sweep(tmp_path / "fake", spec, rows)
+
+
+def finished_sweep(path, spec, rows_of) -> SweepDir:
+    """A sweep directory at `path` whose every run is done, its eval.csv holding `rows_of(plan)`."""
+    sweep = SweepDir(path)
     sweep.prepare(spec, force=False)
     for plan in expand(spec):
         run = sweep.run_dir(plan)
         run.path.mkdir(parents=True)
         run.write_config(plan.config)
-        rows = []
-        for task, values in FINAL[(plan.point["model.encoding"], plan.seed)].items():
-            for length, value in enumerate(values, start=1):
-                rows.append(EvalRow(5, task, length, 10, 0.123, 0.5))  # an earlier step, ignored at the end
-                rows.append(EvalRow(10, task, length, 10, value, value))
-        run.write_eval(rows)
+        run.write_eval(rows_of(plan))
         run.mark_done(seconds=1.0)
     return sweep
 
@@ -237,14 +246,8 @@ def test_points_that_set_different_keys_summarize(tmp_path):
     # ("merge on float64 and object columns").
     spec = parse_spec({"name": "mixed", "base": {"data": {"tasks": [{"task": "copy", "lengths": [1, 2]}]}},
                        "points": [{}, {"train.lr": 3e-4}, {"model.encoding": "nope"}], "seeds": [0, 1]})
-    sweep = SweepDir(tmp_path / "mixed")
-    sweep.prepare(spec, force=False)
-    for plan in expand(spec):
-        run = sweep.run_dir(plan)
-        run.path.mkdir(parents=True)
-        run.write_config(plan.config)
-        run.write_eval([EvalRow(10, "copy", length, 10, 0.1 * plan.seed + 0.2 * length, 0.5) for length in (1, 2)])
-        run.mark_done(seconds=1.0)
+    sweep = finished_sweep(tmp_path / "mixed", spec, lambda plan: [
+        EvalRow(10, "copy", length, 10, 0.1 * plan.seed + 0.2 * length, 0.5) for length in (1, 2)])
     summary = summarize(collect(sweep))
     assert len(summary) == 3 * 2 and summary["train.lr"].dtype == float
     lr = summary[summary["train.lr"] == 3e-4].set_index("length")
