@@ -230,15 +230,20 @@ def test_repro_summary_bad_use_is_one_line_exit_2(argv, message, tmp_path, monke
     assert capsys.readouterr().err.strip().startswith(message)
 
 
-def test_swapcase_steps_probe_is_the_preset_with_only_its_steps_changed():
+def test_swapcase_trains_its_own_cpu_budget_and_the_old_one_stays_a_probe():
     from pathlib import Path
 
-    probe = load_spec(Path(__file__).parent.parent / "experiments" / "probes" / "b_transfer_swapcase_steps.py")
-    preset = get_preset("b-transfer-swapcase").spec("cpu")
-    assert probe.name == "b-transfer-swapcase-cpu-7500"
-    assert probe.overrides == [*preset.overrides, "train.steps=7500"]
-    assert probe.model_dump(exclude={"name", "overrides"}) == preset.model_dump(exclude={"name", "overrides"})
-    assert {p.config.train.steps for p in expand(probe)} == {7500}
+    runs = {p.config.train.steps for p in expand(get_preset("b-transfer-swapcase").spec("cpu"))}
+    assert runs == {7500}
+    # The budget is the preset's own: the single-auxiliary preset on the same main task keeps 2,500.
+    assert {p.config.train.steps for p in expand(get_preset("b-single-aux-string").spec("cpu"))} == {2500}
+    every = {(p.config.train.eval_every, p.config.train.checkpoint_every)
+             for p in expand(get_preset("b-transfer-swapcase").spec("cpu"))}
+    assert every == {(1500, 1500)}  # as many evaluations as at 2,500 steps
+    old = load_spec(Path(__file__).parent.parent / "experiments" / "probes" / "b_transfer_swapcase_2500.py")
+    assert old.name == "b-transfer-swapcase-cpu-2500"
+    assert {(p.config.train.steps, p.config.train.eval_every) for p in expand(old)} == {(2500, 500)}
+    assert len(expand(old)) == 6
 
 
 def test_points_that_set_different_keys_summarize(tmp_path):

@@ -118,6 +118,9 @@ def test_summary_counts_sparse_and_dense_tokens_apart_from_k0():
     assert (s["analysed"], s["k0"], s["with_far"], s["sparse"], s["dense"]) == (4, 1, 3, 2, 1)
     assert s["sparse_token_share"] == pytest.approx(2 / 3) and s["sparse_gain_share"] == pytest.approx(4 / 4.5)
     assert s["concentration"] == pytest.approx(4 / 4.5 - 2 / 3)
+    gains = np.array([1.0, 3.0, 0.5, 0.2, -0.4, 0.05])
+    assert s["mean_gain_beyond"] == pytest.approx(gains.mean()) and s["positive_gain_share"] == pytest.approx(5 / 6)
+    assert (s["gain_p10"], s["gain_median"], s["gain_p90"]) == pytest.approx(tuple(np.quantile(gains, [0.1, 0.5, 0.9])))
 
 
 def train_text_run(root, name="lm", **overrides):
@@ -153,6 +156,10 @@ def test_context_analysis_of_a_trained_run_writes_its_tables(text_run):
     assert json.loads((results.path / "summary.json").read_text())["tokens_beyond"] == 2 * 48
     again = analyze_run(text_run, settings)  # read back, not recomputed
     pd.testing.assert_frame_equal(again.tokens, tokens, check_dtype=False)
+    assert again.summary == pytest.approx(results.summary, nan_ok=True)
+    # A summary.json written before a field existed: the read-back summary is made again from the tokens.
+    (results.path / "summary.json").write_text(json.dumps({"tokens_beyond": 96}))
+    assert analyze_run(text_run, settings).summary["gain_median"] == pytest.approx(results.summary["gain_median"])
 
 
 def test_context_command_and_its_errors(text_run, capsys, tmp_path):
@@ -252,3 +259,5 @@ def test_a_language_preset_runs_end_to_end(tmp_path):
     summary = pd.read_csv(sweep.path / "context_summary.csv")
     assert sorted(summary["point"]) == ["consecutive", "pose"] and (summary["tokens_beyond"] == 8 * 48).all()
     assert (sweep.path / "context_gain_by_k.png").is_file() and (sweep.path / "context_loss_by_position.png").is_file()
+    assert (sweep.path / "context_gain_distribution.png").is_file() and "gain_median" in report
+    assert summary["gain_p10"].le(summary["gain_median"]).all() and summary["gain_median"].le(summary["gain_p90"]).all()

@@ -1,9 +1,9 @@
 """Is MQAR in zoology's interleaved layout learned by the CPU model? (docs/experiments.md)
 
-    python experiments/probes/mqar_interleaved_probe.py LAYOUT SEED STEPS [LAYERS]
+    python experiments/probes/mqar_interleaved_probe.py LAYOUT SEED STEPS [LAYERS [SHIFT]]
 
 Hand-built batches, lengthgen's model of probe-mqar-preset-layout.yaml (3 layers, d=128, RoPE;
-LAYERS overrides), one training loop: AdamW (0.9, 0.98), wd 0.01, constant lr 1e-3, no clipping,
+LAYERS overrides; SHIFT sets model.token_shift, default 0), one training loop: AdamW (0.9, 0.98), wd 0.01, constant lr 1e-3, no clipping,
 float32, batch 64, one thread, 1-16 pairs, every key queried once in random order:
   LAYOUT  interleaved  `<bos> k1 v1 ... kL vL | q1 a1 q2 a2 ... qL aL`: each answer right after
                        its query (zoology); loss at the answers only, the queries are given
@@ -18,9 +18,11 @@ from lengthgen.config import ExperimentConfig
 from lengthgen.experiment import build_experiment
 LAYOUT, SEED, STEPS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 LAYERS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+SHIFT = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 torch.set_num_threads(1)
 tree = yaml.safe_load(open('experiments/probes/probe-mqar-preset-layout.yaml'))
 tree["model"]["layers"] = LAYERS
+tree["model"]["token_shift"] = SHIFT
 tree["seed"] = {"model": SEED, "data": SEED}
 ex = build_experiment(ExperimentConfig(**tree)); vocab = ex.vocab
 torch.manual_seed(SEED); random.seed(SEED)
@@ -60,4 +62,4 @@ for step in range(1, STEPS + 1):
                 right = (fwd(x, sel).argmax(-1) == y).view(256, L)
                 scores.append(f"{L}:{right.all(1).float().mean():.2f}/{right.float().mean():.2f}")
         random.setstate(state)
-        print(LAYOUT, SEED, step, round(loss.item(), 3), " ".join(scores), flush=True)
+        print(LAYOUT, SEED, f"shift={SHIFT}", step, round(loss.item(), 3), " ".join(scores), flush=True)

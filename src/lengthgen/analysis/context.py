@@ -192,6 +192,9 @@ class ContextResults:
     summary: dict
 
 
+GAIN_QUANTILES = {"p10": 0.1, "median": 0.5, "p90": 0.9}
+
+
 def summarize(tokens: pd.DataFrame, length: int, sparse_k: int = SPARSE_K) -> dict:
     """Counts and shares of the far-context gain beyond the training length (see docs/experiments.md,
     a-language): sparse = analysed tokens with 1 <= k <= sparse_k, dense = k > sparse_k; tokens with
@@ -207,6 +210,9 @@ def summarize(tokens: pd.DataFrame, length: int, sparse_k: int = SPARSE_K) -> di
     return {"tokens_beyond": len(beyond), "loss_full_beyond": float(beyond["loss_full"].mean()),
             "loss_truncated_beyond": float(beyond["loss_truncated"].mean()),
             "mean_gain_beyond": float(beyond["gain"].mean()), "positive_gain_share": float((beyond["gain"] > 0).mean()),
+            # The distribution, not only the mean: a few large gains and many small losses look alike in it.
+            **{f"gain_{name}": float(beyond["gain"].quantile(q)) if len(beyond) else float("nan")
+               for name, q in GAIN_QUANTILES.items()},
             "analysed": len(analysed), "analysed_share_of_positive_gain": float(analysed["gain"].sum()) / positive
             if positive else float("nan"), "k0": int((analysed["k"] == 0).sum()), "with_far": len(far),
             "sparse": len(sparse), "dense": len(far) - len(sparse), "sparse_token_share": share_tokens,
@@ -224,9 +230,11 @@ def _cached(out: Path, record: dict) -> ContextResults | None:
         if {k: v for k, v in stored.items() if k != "seconds"} != record:
             return None
         tables = [pd.read_csv(out / f"{name}.csv") for name in ("tokens", "bins", "positions")]
-        summary = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
         return None
+    # Summarized again from the stored tokens, so results made before a summary field existed gain it.
+    summary = {**summarize(tables[0], record["train_length"], record["sparse_k"]), "train_length":
+               record["train_length"], "checkpoint": record["checkpoint"], "seconds": stored.get("seconds")}
     return ContextResults(out, *tables, summary)
 
 
@@ -296,6 +304,25 @@ def plot_loss_by_position(panels: dict[str, pd.DataFrame], length: int, path: Pa
     ax.axvline(length, color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="position in the window", ylabel="loss (nats per character)",
            title=f"loss by position (L = {length}, dotted)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    return save_figure(fig, path)
+
+
+def plot_gain_distribution(panels: dict[str, pd.Series], length: int, path: Path, clip: float = 2.0) -> Path:
+    """Histogram of the far-context gain of every token beyond L, one color per panel; the mean of each
+    as a dashed line. Gains are clipped to [-clip, clip] so the tails stay visible in the end bins."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.6, 3.8), dpi=120)
+    edges = np.linspace(-clip, clip, 41)
+    for i, (name, gains) in enumerate(panels.items()):
+        gains = gains.dropna()
+        ax.hist(gains.clip(-clip, clip), bins=edges, histtype="step", color=f"C{i}", linewidth=1.2,
+                density=True, label=f"{name}: mean {gains.mean():+.3f}, median {gains.median():+.3f}")
+        ax.axvline(gains.mean(), color=f"C{i}", linestyle="--", linewidth=1)
+    ax.axvline(0, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel=f"gain from context beyond L = {length} (nats; clipped to +-{clip:g})", ylabel="density",
+           title="far-context gain per token beyond L")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     return save_figure(fig, path)

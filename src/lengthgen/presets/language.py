@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis.context import CONTEXT_DIR, analyze_run, plot_gain_by_k, plot_loss_by_position, resolve_settings
+from ..analysis.context import (CONTEXT_DIR, analyze_run, plot_gain_by_k, plot_gain_distribution,
+                                plot_loss_by_position, resolve_settings)
 from ..analysis.dependency import gain_by_bin
 from ..errors import UserError
 from ..reports.aggregate import final
@@ -100,7 +101,8 @@ def _scale_of(path: Path) -> str:
     return json.loads(preset.read_text()).get("scale", "cpu") if preset.is_file() else "cpu"
 
 
-SUMMARY_COLUMNS = ["point", "seed", "run", "train_length", "tokens_beyond", "mean_gain_beyond", "loss_full_beyond",
+SUMMARY_COLUMNS = ["point", "seed", "run", "train_length", "tokens_beyond", "mean_gain_beyond", "gain_p10",
+                   "gain_median", "gain_p90", "positive_gain_share", "loss_full_beyond",
                    "loss_truncated_beyond", "analysed", "k0", "with_far", "sparse", "dense", "sparse_token_share",
                    "sparse_gain_share", "concentration", "median_k", "seconds"]
 
@@ -158,14 +160,18 @@ def language_report(df: pd.DataFrame, path) -> list[str]:
     plot_gain_by_k({f"{p} (all seeds)": b for p, b in bins.items()}, path / "context_gain_by_k.png")
     plot_loss_by_position({f"{p} (mean over seeds)": t for p, t in positions.items()}, length,
                           path / "context_loss_by_position.png")
+    plot_gain_distribution({f"{p} (all seeds)": t.loc[t["position"] > length, "gain"] for p, t in tokens.items()},
+                           length, path / "context_gain_distribution.png")
     lines = ["## Far context: gain by sparsity of the dependency", "",
              "Per run: `runs/<run>/context/` (tokens.csv, bins.csv, positions.csv, plots); all runs: "
              "`context_summary.csv`.", "", "![gain by k](context_gain_by_k.png)", "",
-             "![loss by position](context_loss_by_position.png)", ""]
+             "![loss by position](context_loss_by_position.png)", "",
+             "![gain distribution](context_gain_distribution.png)", ""]
     for point, table in bins.items():
         lines += [f"### {point}: analysed tokens of all seeds by k", "", markdown_table(table), ""]
-    means = summary.groupby("point", sort=False)[["mean_gain_beyond", "sparse_token_share", "sparse_gain_share",
-                                                  "concentration"]].mean().reset_index()
+    shown = [c for c in ("mean_gain_beyond", "gain_p10", "gain_median", "gain_p90", "positive_gain_share",
+                         "sparse_token_share", "sparse_gain_share", "concentration") if c in summary]
+    means = summary.groupby("point", sort=False)[shown].mean().reset_index()
     lines += ["### Mean over seeds", "", markdown_table(means), ""]
     # Exact match of a whole window is ~0 for any LM; next-character accuracy is the informative score.
     last = final(df)
