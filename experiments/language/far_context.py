@@ -4,7 +4,7 @@ At `--scale cpu` (stdlib source, L = 64, 2 layers, d = 128, 1,500 steps of 64 wi
 runs gain nothing from context beyond L: mean gain -0.032 / -0.038 / -0.038 nats at seeds
 0 / 1 / 2 (loss 1.36-1.39 nats per character). Three single moves from that PoSE point, seed 0:
 3x the steps, 4 layers, and L = 128 (evaluated to 4L = 512). Run, then analyse with the preset's
-own analysis and rule (round 2: far_context_log_keys.py):
+own analysis and rule (round 2: far_context_log_keys.py; round 3: far_context_shift.py):
 
     lengthgen sweep experiments/language/far_context.py --dir sweeps
     echo '{"name": "a-language", "scale": "cpu"}' > sweeps/language-far-context/preset.json
