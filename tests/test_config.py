@@ -60,6 +60,9 @@ ROOT = Path(__file__).parent.parent
 # Run configs: the canonical ones, and the frozen probes whose rerun commands docs/experiments.md gives.
 SHIPPED = sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "experiments").rglob("*.yaml")])
 SWEEP_SPECS = sorted(p for p in (ROOT / "configs" / "sweeps").iterdir() if p.suffix in (".yaml", ".py"))
+# The probes' sweep specs (Python files with a `sweep()`; the other .py files there are scripts that train
+# when run): their rerun commands are in docs/experiments.md and the experiments READMEs.
+PROBE_SPECS = sorted(p for p in (ROOT / "experiments").rglob("*.py") if "\ndef sweep(" in p.read_text())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -70,6 +73,13 @@ def test_every_shipped_config_validates_and_builds(path):
     assert cfg.name == path.stem
     experiment = build_experiment(cfg, device="cpu")
     assert len(experiment.specs) == len(cfg.data.resolved_tasks()) > 0
+
+
+@pytest.mark.parametrize("path", PROBE_SPECS, ids=lambda p: p.name)
+def test_every_probe_sweep_spec_expands_into_valid_runs(path):
+    # A probe's rerun command must keep working as presets and the schema move under it.
+    plans = expand(load_spec(path))
+    assert plans and all(plan.config.train.steps > 0 for plan in plans)
 
 
 @pytest.mark.parametrize("path", SWEEP_SPECS, ids=lambda p: p.name)
