@@ -23,8 +23,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis.context import (CONTEXT_DIR, analyze_run, plot_gain_by_k, plot_gain_distribution,
-                                plot_loss_by_position, resolve_settings)
+from ..analysis.context import (
+    CONTEXT_DIR,
+    analyze_run,
+    plot_gain_by_k,
+    plot_gain_distribution,
+    plot_loss_by_position,
+    resolve_settings,
+)
 from ..analysis.dependency import gain_by_bin
 from ..errors import UserError
 from ..reports.aggregate import final
