@@ -9,6 +9,8 @@ from __future__ import annotations
 from lengthgen.config import build_config
 from lengthgen.experiment import build_experiment
 from lengthgen.store.rundir import RunDir
+from lengthgen.sweeps.run import SweepDir
+from lengthgen.sweeps.spec import expand
 from lengthgen.train import run_training
 
 
@@ -32,3 +34,16 @@ def train_tree(tree: dict, path) -> RunDir:
     run.prepare(force=False, resume=False)
     run_training(build_experiment(build_config(tree)), run, quiet=True)
     return run
+
+
+def finished_sweep(path, spec, rows_of) -> SweepDir:
+    """A sweep directory at `path` whose every run is done, its eval.csv holding `rows_of(plan)`."""
+    sweep = SweepDir(path)
+    sweep.prepare(spec, force=False)
+    for plan in expand(spec):
+        run = sweep.run_dir(plan)
+        run.path.mkdir(parents=True)
+        run.write_config(plan.config)
+        run.write_eval(rows_of(plan))
+        run.mark_done(seconds=1.0)
+    return sweep

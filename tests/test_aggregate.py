@@ -15,6 +15,8 @@ from lengthgen.store.rundir import RunDir
 from lengthgen.sweeps.run import SweepDir
 from lengthgen.sweeps.spec import expand, load_spec, parse_spec
 
+from helpers import finished_sweep
+
 # Final-step exact match per (encoding, seed) -> task -> lengths 1, 2, 3.
 FINAL = {
     ("nope", 0): {"copy": [1.0, 0.5, 0.0], "reverse": [1.0, 1.0, 0.5]},
@@ -41,19 +43,6 @@ def fake_sweep(tmp_path):
         return out
 
     return finished_sweep(tmp_path / "fake", spec, rows)
-
-
-def finished_sweep(path, spec, rows_of) -> SweepDir:
-    """A sweep directory at `path` whose every run is done, its eval.csv holding `rows_of(plan)`."""
-    sweep = SweepDir(path)
-    sweep.prepare(spec, force=False)
-    for plan in expand(spec):
-        run = sweep.run_dir(plan)
-        run.path.mkdir(parents=True)
-        run.write_config(plan.config)
-        run.write_eval(rows_of(plan))
-        run.mark_done(seconds=1.0)
-    return sweep
 
 
 def test_collect_is_tidy(fake_sweep):

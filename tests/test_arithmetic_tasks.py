@@ -90,6 +90,25 @@ def test_negative_subtraction_results_appear(mode):
     assert signs["neg"] > 50 and signs["pos"] > 50
 
 
+@pytest.mark.parametrize("mode", ["mixed", "equal"])
+def test_subtraction_sign_slices_hold_one_sign_and_the_same_digit_counts(mode):
+    """`sign` keeps a >= b or a < b (the slices issue 28 scores apart), by swapping the operands."""
+    anything = make_task("reverse_sub", {"operand_digits": mode})
+    for sign, negative in (("nonneg", False), ("neg", True)):
+        task = make_task("reverse_sub", {"operand_digits": mode, "sign": sign})
+        for length in (1, 3, 6):
+            examples = task.sample(np.random.default_rng(length), 200, length)
+            assert all((ex.meta["a"] < ex.meta["b"]) == negative for ex in examples)
+            assert all("".join(ex.answer) == ref_reverse_sub("".join(ex.prompt)) for ex in examples)
+            # Swapping keeps each example's pair of digit counts: the same lengths as the unsliced task.
+            widths = {max(len(str(ex.meta["a"])), len(str(ex.meta["b"]))) for ex in examples}
+            unsliced = {max(len(str(ex.meta["a"])), len(str(ex.meta["b"])))
+                        for ex in anything.sample(np.random.default_rng(length), 200, length)}
+            assert widths == unsliced == {length}
+    with pytest.raises(UserError, match="must be one of"):
+        make_task("reverse_sub", {"sign": "positive"})
+
+
 @pytest.mark.parametrize("name", TWO_OPERAND)
 def test_mixed_operands_vary_both_ways(name):
     shapes = set()

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..presets import PRESETS, get_preset, preset_of
 from ..presets.suite import run_suite
+from ..reports.replication import write_replication_report
 from ..reports.report import write_report
 from ..reports.summary import write_repro_summary
 from ..store.fileio import atomic_write_text
@@ -95,11 +96,18 @@ def cmd_repro(args) -> None:
                                   threads=args.threads, address=args.address, force=args.force,
                                   seeds=_seeds(args.seeds)))
         return
+    if args.replication and not args.name:
+        raise UserError("--replication needs a preset name: lengthgen repro NAME --replication")
     if args.list or not args.name:
         for name, preset in sorted(PRESETS.items()):
             print(f"{name:<20} [{preset.claim_id}] {preset.claim}")
         return
     preset = get_preset(args.name)
+    if args.replication:
+        if args.seeds:
+            raise UserError("--replication reads every seed set already in --dir; give no --seeds")
+        print(write_replication_report(args.dir, preset, args.scale))
+        return
     spec = preset.spec(args.scale, _seeds(args.seeds))
     path = Path(args.dir) / spec.name
     expand(spec)  # every run's config is valid (seeds included) before the directory is made
@@ -113,6 +121,10 @@ def cmd_repro(args) -> None:
         args.force = False  # already applied above
         # Presets share runs (b-rope's RoPE points are b-transfer-arith's), so search the sweeps beside this one.
         _sweep_and_report(spec, path, args, reuse_siblings=True)
+    if spec.name != f"{preset.name}-{args.scale}" and (Path(args.dir) / f"{preset.name}-{args.scale}").is_dir() \
+            and preset.analyze is None:
+        # A replication beside its original: say at once whether the verdict survived the fresh seeds.
+        print(write_replication_report(args.dir, preset, args.scale))
 
 
 def executor_options(p) -> None:
@@ -152,6 +164,10 @@ def add_parsers(sub) -> None:
                    help="every preset's verdict, runs, seeds and wall time at --scale from the sweeps in --dir; "
                         "writes <dir>/repro-<scale>.md")
     p.add_argument("--scale", default="cpu", help="cpu or paper")
-    p.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the preset's); seeds the preset does not "
+                                   "list make a replication, a sweep of its own beside the original")
+    p.add_argument("--replication", action="store_true",
+                   help="write <dir>/<name>-<scale>-replication.md from the sweeps on disk: every seed set's verdict "
+                        "(original and `--seeds` replications), the rule over all seeds, every seed's score plotted")
     executor_options(p)
     p.set_defaults(fn=cmd_repro)

@@ -35,6 +35,16 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class SeedScore:
+    """What one seed contributes to a preset's verdict, for the replication report's per-seed plot."""
+
+    label: str  # what the number is, e.g. "transfer effect over (L_main, L_aux]"
+    # fn(results table) -> one row per (point, seed): columns point (a label), seed, value.
+    score: Callable[[pd.DataFrame], pd.DataFrame]
+    threshold: float | None = None  # the value a seed must reach to count (drawn as a line)
+
+
+@dataclass(frozen=True)
 class Preset:
     """A claim, its sweeps by scale, and its check."""
 
@@ -53,6 +63,8 @@ class Preset:
     # fn(scale, sweep directory). b-pretrained pretrains and exports the models its points name
     # through `{sweep_dir}` (see lengthgen.sweeps.spec); it must reuse what an earlier call finished.
     prepare: Callable[[str, Path], None] | None = None
+    # Optional per-seed score shown by the replication report (`lengthgen repro NAME --replication`).
+    per_seed: SeedScore | None = None
 
     def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
         """The sweep spec at a scale, optionally with other seeds (with any seed the scale does not list,

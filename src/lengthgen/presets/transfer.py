@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..reports.aggregate import final, generalization_gap
+from ..reports.aggregate import final, generalization_gap, grid_columns, point_label
 from ..reports.plots import plot_heatmap
 from ..reports.tables import markdown_table
 from ..tasks.groups import GROUPS
-from .base import Preset, Verdict, band_scores, best_over_seeds, register_preset
+from .base import Preset, SeedScore, Verdict, band_scores, best_over_seeds, register_preset
 
 EFFECT = 0.3  # issue rule: the auxiliary must add >= 0.3 exact match over (L_main, L_aux]
 FIT = 0.9  # best-seed exact match over lengths <= L_main that counts as "the main task was learned"
@@ -163,6 +163,28 @@ def effects(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def seed_effects(df: pd.DataFrame) -> pd.DataFrame:
+    """Per point (every grid value but `data.aux`) and seed: that seed's main-task score over
+    (L_main, L_aux] with the auxiliaries minus the same seed's alone (columns point, seed, value)."""
+    table = transfer_table(df)
+    rows = []
+    if BY_SEED in table:
+        keys = [k for k in grid_columns(df) if k != "data.aux" and k in table]
+        for _, sub in table.groupby(keys, dropna=False, sort=False):
+            aux = sub["data.aux"].astype(str)
+            mine, base = sub.loc[aux == "True", BY_SEED], sub.loc[aux == "False", BY_SEED]
+            if mine.empty or base.empty or not isinstance(mine.iloc[0], dict) or not isinstance(base.iloc[0], dict):
+                continue  # no band, or one side missing: no effect to show
+            label = point_label(sub.iloc[0], keys)
+            rows += [{"point": label, "seed": int(seed), "value": mine.iloc[0][seed] - base.iloc[0][seed]}
+                     for seed in sorted(set(mine.iloc[0]) & set(base.iloc[0]))]
+    return pd.DataFrame(rows, columns=["point", "seed", "value"])
+
+
+SEED_EFFECT = SeedScore(f"transfer effect over (L_main, L_aux], same seed with auxiliaries minus alone "
+                        f"(>= {EFFECT} counts)", seed_effects, EFFECT)
+
+
 def without_seed_maps(table: pd.DataFrame) -> pd.DataFrame:
     """The table as the report shows it (the per-seed maps are in the `*_seeds` strings already)."""
     return table.drop(columns=[BY_SEED], errors="ignore")
@@ -227,7 +249,8 @@ def _register(name: str, claim_id: str, claim: str, groups: list[str], check, po
               cpu_steps: int | None = None):
     scales = both_scales(points or with_and_without(groups), groups, cpu_steps)
     main_max = group_max(groups[0], SCALES["cpu"]["length_factor"])[0]
-    register_preset(Preset(name, claim_id, claim, scales, check, steps or [main_max + 2, main_max + 4]))
+    register_preset(Preset(name, claim_id, claim, scales, check, steps or [main_max + 2, main_max + 4],
+                           per_seed=SEED_EFFECT))
 
 
 _register("b-transfer-string", "B-transfer-string",

@@ -113,6 +113,10 @@ def write_repro_summary(root: str | Path, scale: str) -> tuple[Path, pd.DataFram
              "is in the report.", "", f"{len(table)} presets. {tally}.", "", markdown_table(table), "",
              "Each preset's main curve (its first task, mean over seeds per grid point; dashed: training maxima):",
              "", f"![overview]({figure.name})", ""]
+    replications = sorted(Path(root).glob(f"*-{scale}-replication.md"))
+    if replications:  # `lengthgen repro NAME --replication`: every seed set of a preset side by side
+        lines += ["Every seed set of a preset side by side (original and fresh seeds):", "",
+                  *(f"- [{p.stem}]({p.name})" for p in replications), ""]
     path = Path(root) / f"repro-{scale}.md"
     atomic_write_text(path, "\n".join(lines))
     return path, table

@@ -196,6 +196,23 @@ class ReverseSub(_TwoOperandTask):
     name = "reverse_sub"
     operator = "-"
     description = "subtraction a-b, reversed, negative results end with '-' (reverse_add auxiliary)"
+    # [ours] 'nonneg' (a >= b) or 'neg' (a < b) keeps one sign only, by swapping the operands, so that
+    # evaluation can score the two slices apart (`eval_grid: {sign: [nonneg, neg]}`); 'any' is the paper's.
+    sign: Literal["any", "nonneg", "neg"] = "any"
+
+    def generate(self, rng: np.random.Generator, n: int, length: int):
+        """As every two-operand task; with `sign` set, operands swapped into the wanted order (a draw
+        with a == b, which has no negative order, is drawn again for 'neg')."""
+        if self.sign == "any":
+            yield from super().generate(rng, n, length)
+            return
+        first, second = self.digit_counts(rng, n, length)
+        for a, b, digits in zip(_draw_numbers(rng, n, first), _draw_numbers(rng, n, second), second):
+            while self.sign == "neg" and a == b:
+                b = _draw_numbers(rng, 1, np.array([digits]))[0]
+            if (a < b) != (self.sign == "neg"):
+                a, b = b, a
+            yield self.build((a, b))
 
     def answer(self, a, b, width):
         """|a-b| reversed, zero-padded to width+1, with '-' appended when a < b."""
