@@ -272,3 +272,14 @@ def test_other_seeds_make_a_replication_sweep_that_the_summary_lists_apart(tmp_p
     assert (table["preset"] == "b-control").sum() == 2
     titles = [title for title, _ in overview_panels(tmp_path, repro_summary(tmp_path, "cpu"), "cpu")]
     assert "b-control: PASS" in titles and "b-control (seeds 3, 4, 5): FAIL" in titles
+
+
+def test_legends_name_only_the_keys_that_differ_between_a_panels_lines():
+    from lengthgen.reports.plots import varying_keys
+
+    rows = pd.DataFrame({"data.tasks.0.task": ["copy"] * 3, "model.encoding": ["learned", "nope", "rope"],
+                         "model.layers": [1.0, float("nan"), float("nan")], "data.batch_size": [64, 64, 64]})
+    keys = list(rows.columns)
+    # The task and the batch are the same on every line; a key only one point sets (layers) differs.
+    assert varying_keys(rows, keys) == ["model.encoding", "model.layers"]
+    assert varying_keys(rows.iloc[:1], keys) == keys  # one line: nothing differs, keep the full label

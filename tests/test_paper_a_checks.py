@@ -231,3 +231,25 @@ def test_coupling_vs_rope_rule(coupled, rope, fit, verdict):
     numbers = result.numbers.set_index("method")
     assert numbers.loc["coupling", "at_2x_best"] == pytest.approx(coupled)
     assert numbers.loc["coupling", "at_2x_seeds"] == f"0: {coupled:.3f}, 1: {coupled / 2:.3f}"
+
+
+def test_coupling_cpu_scale_gives_each_method_its_recipe():
+    """The coupled model: 1 layer with log(keys) scaling; the plain encodings: 2 layers; reverse addition
+    on 1-4 digits at 256 a step for every method."""
+    from lengthgen.presets import get_preset
+    from lengthgen.sweeps.spec import expand
+
+    plans = [p for p in expand(get_preset("a-coupling").spec("cpu")) if p.seed == 0]
+    assert len(plans) == len(TASK_POINTS) * len(METHOD_POINTS)
+    for plan in plans:
+        cfg, task = plan.config, plan.config.data.tasks[0]
+        coupled = cfg.positions.eval == "coupled"
+        assert cfg.model.layers == (1 if coupled else 2), plan.name
+        assert (cfg.model.logit_scaling == "log_keys") == coupled
+        if task.task == "reverse_add":
+            assert task.lengths == (1, 4) and cfg.data.batch_size == 256 and max(cfg.eval.lengths) == 16
+        else:
+            assert task.lengths == (1, 10) and cfg.data.batch_size == 64
+    # The first CPU scale stays reachable: every method at 2 layers, reverse addition on 1-10.
+    v1 = [p for p in expand(get_preset("a-coupling").spec("cpu-v1"))]
+    assert {p.config.model.layers for p in v1} == {2} and {p.config.data.tasks[0].lengths for p in v1} == {(1, 10)}

@@ -11,6 +11,13 @@ from ..store.eval_plot import finish_axes, save_figure
 from .aggregate import final, grid_columns, point_label
 
 
+def varying_keys(rows, keys: list[str]) -> list[str]:
+    """The grid keys whose value differs between the rows' points: what a legend must name (a key that
+    is the same for every line of a panel, such as the task of a per-task panel, only lengthens it)."""
+    varying = [k for k in keys if rows[k].astype(str).nunique(dropna=False) > 1]
+    return varying or keys
+
+
 def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
     """Exact match vs length per task at each run's final step: thin line per seed, thick mean.
 
@@ -24,13 +31,14 @@ def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
     for ax, task in zip(axes[0], tasks):
         sub = last[last["task"] == task]
         groups = sub.groupby(keys, dropna=False, sort=False) if keys else [((), sub)]
+        shown = varying_keys(sub, keys)
         for i, (_, point) in enumerate(groups):
             color = f"C{i % 10}"
             for _, seed_rows in point.groupby("seed"):
                 seed_rows = seed_rows.sort_values("length")
                 ax.plot(seed_rows["length"], seed_rows["exact_match"], color=color, alpha=0.35, linewidth=0.8)
             mean = point.groupby("length")["exact_match"].mean()
-            ax.plot(mean.index, mean.values, color=color, linewidth=2, label=point_label(point.iloc[0], keys))
+            ax.plot(mean.index, mean.values, color=color, linewidth=2, label=point_label(point.iloc[0], shown))
             ax.axvline(point["train_max"].iloc[0], color=color, linestyle="--", linewidth=1, alpha=0.7)
         finish_axes(ax, "length", f"{title + ': ' if title else ''}{task}")
         ax.legend(fontsize=7)
@@ -50,10 +58,11 @@ def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Pat
             ax = axes[r][c]
             sub = data[(data["task"] == task) & (data["length"] == length)]
             groups = sub.groupby(keys, dropna=False, sort=False) if keys else [((), sub)]
+            shown = varying_keys(sub, keys)
             for i, (_, point) in enumerate(groups):
                 for j, (_, seed_rows) in enumerate(point.groupby("seed")):
                     seed_rows = seed_rows.sort_values("step")
-                    label = point_label(point.iloc[0], keys) if j == 0 else None
+                    label = point_label(point.iloc[0], shown) if j == 0 else None
                     ax.plot(seed_rows["step"], seed_rows["exact_match"], color=f"C{i % 10}", alpha=0.6,
                             linewidth=1, marker=".", label=label)
             finish_axes(ax, "step", f"{task}, length {length}")
