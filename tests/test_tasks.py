@@ -131,3 +131,26 @@ def test_groups_name_registered_tasks_and_build_from_config():
         ("reverse_add", (1, 16)), ("no_carry", (1, 32)), ("carry_only", (1, 32))]
     with pytest.raises(UserError, match="unknown task group 'nope'; valid: arith-carry"):
         build_config({"data": {"group": "nope"}})
+
+
+def test_length_bias_weights_short_training_lengths_and_leaves_uniform_runs_unchanged():
+    from lengthgen.config import build_config
+    from lengthgen.data import TaskMixture, build_spec
+    from lengthgen.positions import PolicySettings
+
+    def lengths(bias: float | None, seed: int = 0) -> np.ndarray:
+        entry = {"task": "copy", "lengths": [1, 16]} | ({} if bias is None else {"length_bias": bias})
+        mixture = TaskMixture([build_spec(entry)], "consecutive", PolicySettings())
+        return np.array([len(ex.answer) for ex in mixture.sample(np.random.default_rng(seed), 4000)])
+
+    # 0 is the uniform draw, example for example, whether or not the key is given.
+    assert (lengths(None) == lengths(0.0)).all()
+    uniform, inverse = lengths(0.0), lengths(1.0)
+    assert abs((uniform == 1).mean() - 1 / 16) < 0.02
+    # P(n) proportional to 1/n: length 1 has 1 / H_16 = 0.296 of the mass, length 16 has 0.019.
+    harmonic = sum(1 / n for n in range(1, 17))
+    assert abs((inverse == 1).mean() - 1 / harmonic) < 0.03
+    assert abs((inverse == 16).mean() - 1 / (16 * harmonic)) < 0.01
+    assert inverse.min() == 1 and inverse.max() == 16
+    with pytest.raises(UserError, match="length_bias"):
+        build_config({"data": {"tasks": [{"task": "copy", "lengths": [1, 8], "length_bias": -1}]}})

@@ -45,6 +45,10 @@ class TaskEntry(Strict):
     eval_grid: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="evaluate one variant per combination of these parameter values, labelled task[k=v]")
+    length_bias: float = Field(
+        0.0, ge=0.0, le=4.0,
+        description="training lengths drawn with P(n) proportional to n ** -length_bias over the range: 0 is uniform, "
+                    "1 favours short examples as 1/n (a mixture weighted to few pairs, as zoology trains MQAR)")
 
     @model_validator(mode="after")
     def _check(self) -> "TaskEntry":

@@ -33,6 +33,7 @@ class TaskSpec:
     marker_repeat: int = 1
     eval_grid: dict[str, list[Any]] | None = None
     label: str | None = None
+    length_bias: float = 0.0
 
     @property
     def name(self) -> str:
@@ -50,6 +51,12 @@ class TaskSpec:
             label = f"{self.task.name}[{','.join(f'{k}={v}' for k, v in combo.items())}]"
             out.append(replace(self, eval_params={**(self.eval_params or {}), **combo}, eval_grid=None, label=label))
         return out
+
+    def length_distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training lengths and their probabilities: P(n) proportional to n ** -length_bias."""
+        values = np.arange(self.lengths[0], self.lengths[1] + 1)
+        weights = np.maximum(values, 1).astype(np.float64) ** -self.length_bias
+        return values, weights / weights.sum()
 
     @property
     def eval_task(self) -> Task:
@@ -83,7 +90,8 @@ def wrap_in_marker(ex: Example, marker: str, repeat: int = 1) -> Example:
 
 
 class TaskMixture:
-    """Draws training examples: task by weight, then a length uniform in that task's range."""
+    """Draws training examples: task by weight, then a length in that task's range (uniform unless the
+    task has a `length_bias`)."""
 
     def __init__(self, specs: list[TaskSpec], policy: str, settings: PolicySettings):
         self.specs = specs
@@ -98,6 +106,11 @@ class TaskMixture:
         lows = np.array([s.lengths[0] for s in self.specs])[which]
         highs = np.array([s.lengths[1] for s in self.specs])[which]
         lengths = rng.integers(lows, highs + 1)
+        for index, spec in enumerate(self.specs):
+            chosen = which == index
+            if spec.length_bias and chosen.any():  # drawn after the uniform draw: uniform runs stay as they were
+                values, probs = spec.length_distribution()
+                lengths[chosen] = rng.choice(values, size=int(chosen.sum()), p=probs)
         out: list[Example] = []
         for (task_index, length), count in zip(*np.unique(np.stack([which, lengths], 1), axis=0, return_counts=True)):
             spec = self.specs[int(task_index)]
@@ -310,8 +323,8 @@ def variant_task(label: str) -> str:
 
 
 def build_spec(entry: dict[str, Any], index: int = 0, markers: bool = False, marker_repeat: int = 1) -> TaskSpec:
-    """A TaskSpec from a config entry {task, lengths, weight, params, eval_params, eval_grid}; with markers,
-    task number `index` of the mixture is wrapped in marker token <t{index}>."""
+    """A TaskSpec from a config entry {task, lengths, weight, params, eval_params, eval_grid, length_bias};
+    with markers, task number `index` of the mixture is wrapped in marker token <t{index}>."""
     task = make_task(entry["task"], entry.get("params"))
     lo, hi = entry["lengths"]
     task.check_length(lo)
@@ -321,7 +334,7 @@ def build_spec(entry: dict[str, Any], index: int = 0, markers: bool = False, mar
         make_task(entry["task"], {**task.params(), **eval_params})  # validates the overrides
     marker = task_marker(index) if markers else None
     spec = TaskSpec(task, (lo, hi), entry.get("weight", 1.0), eval_params, marker, marker_repeat,
-                    entry.get("eval_grid") or None)
+                    entry.get("eval_grid") or None, length_bias=float(entry.get("length_bias", 0.0)))
     for variant in spec.eval_variants():  # validates every grid combination
         make_task(entry["task"], {**task.params(), **(variant.eval_params or {})})
     return spec
