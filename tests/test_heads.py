@@ -19,7 +19,7 @@ from lengthgen.model import Decoder, Hooks, ModelConfig
 from lengthgen.model.hooks import replace_head_output
 from lengthgen.model.transformer import Attention
 from lengthgen.positions import PolicySettings
-from lengthgen.presets.heads import check_heads, seed_table
+from lengthgen.presets.heads import RULE_V1, check_heads, judge, seed_table
 from lengthgen.tasks import make_task
 from lengthgen.tasks.base import relabel
 from lengthgen.vocab import Vocab
@@ -306,6 +306,25 @@ def test_heads_rule_needs_enough_checkpoints_and_seeds():
     assert check_heads(pd.DataFrame()).status == "INCONCLUSIVE"
 
 
+def test_heads_rule_correlates_only_after_both_tasks_fit():
+    """While the tasks are learned both curves rise together in every pair; the rule looks only past that."""
+    # Gap and distance rising together below every later value while the main task is not fitted yet.
+    learning = ([0.01, 0.02, 0.03, 0.04], [0.001, 0.002, 0.003, 0.004])
+    table = tracking_table({"related": [(learning[0] + UP, learning[1] + SAME)] * 3,
+                            "control": [(learning[0] + UP, learning[1] + OPPOSITE)] * 3},
+                           steps=tuple(range(1, 10)))
+    table.loc[table["step"] <= 4, "main_fit"] = 0.2
+    rows = seed_table(table).set_index(["pair", "seed"])
+    assert rows.loc[("related", 0), "rule_checkpoints"] == 5 and rows.loc[("related", 0), "first_fitted_step"] == 5
+    assert rows.loc[("related", 0), "spearman_rule"] == pytest.approx(1.0)
+    assert rows.loc[("control", 0), "spearman_rule"] == pytest.approx(-1.0)
+    assert check_heads(table).status == "PASS"
+    # Over every checkpoint the control's shared rise outweighs its opposite ranks after the fit: the old rule
+    # (kept in the report) cannot tell the pairs apart.
+    old = judge(table, RULE_V1)
+    assert old.status == "FAIL" and old.numbers.set_index(["pair", "seed"]).loc[("control", 0), "tracks"]
+
+
 @pytest.mark.slow
 def test_b_heads_preset_runs_end_to_end(tmp_path):
     from lengthgen.presets import get_preset
@@ -313,18 +332,23 @@ def test_b_heads_preset_runs_end_to_end(tmp_path):
     from lengthgen.sweeps.run import SweepDir, run_sweep
 
     preset = get_preset("b-heads")
-    cpu = preset.spec("cpu")
-    assert cpu.base["train"]["checkpoint_every"] == cpu.base["train"]["eval_every"] == 250
-    assert cpu.base["train"]["keep_checkpoints"] * 250 > cpu.base["train"]["steps"]  # every checkpoint is kept
+    for scale in ("cpu", "cpu-v1"):
+        train = preset.spec(scale).base["train"]
+        assert train["checkpoint_every"] == train["eval_every"] == 250
+        saved = train["steps"] // 250 + len(train.get("snapshot_steps", []))
+        assert train["keep_checkpoints"] > saved  # every checkpoint is kept
+    assert preset.spec("cpu").base["train"]["snapshot_steps"][0] < 250  # denser early
     spec = preset.spec("cpu", seeds=[0]).model_copy(update={"overrides": [
-        "train.steps=8", "train.eval_every=2", "train.checkpoint_every=2", "eval.n=4", "eval.lengths=[2,5,9,17]",
-        "model.layers=1", "model.d_model=32", "model.d_ff=64", "model.heads=2", "data.batch_size=8"]})
+        "train.steps=8", "train.eval_every=2", "train.checkpoint_every=2", "train.snapshot_steps=[1]", "eval.n=4",
+        "eval.lengths=[2,5,9,17]", "model.layers=1", "model.d_model=32", "model.d_ff=64", "model.heads=2",
+        "data.batch_size=8"]})
     sweep = SweepDir(tmp_path / "b-heads")
     sweep.prepare(spec, force=False)
     (sweep.path / "preset.json").write_text(json.dumps({"name": "b-heads", "scale": "cpu"}))
     assert all(r.status == "done" for r in run_sweep(spec, sweep.path, workers=1, threads=1, quiet=True))
     report = write_report(sweep.path, preset=preset).read_text()
     assert "**Verdict: INCONCLUSIVE**" in report and "## Heads: maps, curves and correlations" in report
+    assert "## The rule until 2026-12-06" in report  # the old rule's result stays beside the new one
     tracking = pd.read_csv(sweep.path / "heads_tracking.csv")
-    assert sorted(tracking["pair"].unique()) == ["control", "related"] and set(tracking["step"]) == {2, 4, 6, 8}
+    assert sorted(tracking["pair"].unique()) == ["control", "related"] and set(tracking["step"]) == {1, 2, 4, 6, 8}
     assert (sweep.path / "heads_curves.png").is_file() and (sweep.path / "heads_maps.png").is_file()

@@ -151,6 +151,21 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert (run.path / "eval.csv").read_text() == (whole.path / "eval.csv").read_text()
 
 
+def test_snapshot_steps_add_evaluations_and_checkpoints_between_the_regular_ones(tmp_path):
+    sections = {"train": {**tiny_config()["train"], "eval_every": 10, "checkpoint_every": 10,
+                          "keep_checkpoints": 10, "snapshot_steps": [3, 7]}}
+    _, run, _ = train(tmp_path, "snapshots", **sections)
+    assert sorted({r.step for r in run.read_eval()}) == [3, 7, 10, 20, 30]
+    assert [p.name for p in checkpoint_dirs(run.checkpoint_root)] == [
+        "step_0000003", "step_0000007", "step_0000010", "step_0000020", "step_0000030"]
+
+
+@pytest.mark.parametrize("steps", [[0], [30], [5, 5], [-1]])
+def test_snapshot_steps_outside_training_are_rejected(steps):
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        TrainConfig(steps=30, snapshot_steps=steps)
+
+
 def test_resume_without_a_checkpoint_starts_over_cleanly(tmp_path, monkeypatch):
     cfg = build_config(tiny_config())
     run = RunDir(tmp_path / "early")

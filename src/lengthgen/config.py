@@ -160,6 +160,10 @@ class TrainConfig(Strict):
     eval_every: int = Field(0, ge=0, description="0: only at the end")
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
     keep_checkpoints: int = 2
+    snapshot_steps: list[int] = Field(
+        default_factory=list,
+        description="extra steps (each in 1..steps-1) at which to evaluate and save a checkpoint besides every "
+                    "eval_every / checkpoint_every: denser checkpoints where training changes fast (b-heads: early)")
     collective_timeout: float = Field(
         600.0, gt=0, le=86400, description="data-parallel runs: seconds a process waits for the others at a "
                                            "collective (gradient sync, evaluation gather) before the job fails")
@@ -190,6 +194,10 @@ class TrainConfig(Strict):
             raise ValueError("train.steps must be >= 1 and train.lr > 0")
         if self.threads < 0 or self.keep_checkpoints < 1:
             raise ValueError("train.threads must be >= 0 and train.keep_checkpoints >= 1")
+        bad = [s for s in self.snapshot_steps if not 0 < s < self.steps]
+        if bad or len(set(self.snapshot_steps)) != len(self.snapshot_steps):
+            raise ValueError(f"train.snapshot_steps must be distinct steps in 1..{self.steps - 1} "
+                             f"(train.steps - 1), got {self.snapshot_steps}")
         # Ranges the optimizer or the schedules would otherwise reject (or silently misuse) mid-run.
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"train.betas must both be in [0, 1), got {list(self.betas)}")

@@ -219,6 +219,7 @@ class Trainer:
         tokens, tick = 0, time.perf_counter()
         losses, parts = self.losses, self.parts
         world = distributed.world_size()
+        snapshots = set(tc.snapshot_steps)
         for step in range(self.start_step, tc.steps):
             micro = self._batch(step)
             counts = [int(b.loss_mask.sum()) for b in micro]
@@ -273,9 +274,10 @@ class Trainer:
                 losses.clear()
                 parts.clear()
             bar.update(1)
-            if tc.eval_every and done % tc.eval_every == 0 and done != tc.steps:
+            snapshot = done in snapshots
+            if (snapshot or tc.eval_every and done % tc.eval_every == 0) and done != tc.steps:
                 self.evaluate(done)
-            if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done != tc.steps:
+            if (snapshot or tc.checkpoint_every and done % tc.checkpoint_every == 0) and done != tc.steps:
                 self.checkpoint(done)
         bar.close()
         saved, rows = distributed.on_main(self._final_state)

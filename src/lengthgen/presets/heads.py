@@ -8,14 +8,21 @@ Both share the auxiliary, so the pairs differ only in how the main task relates 
 sweep every finished run is analysed at every checkpoint (`analysis.tracking.analyze_run`, mean
 ablation, matched prompts over the whole sequence, the run's evaluation lengths up to L_aux)
 and the check correlates the map distance with the gap over the checkpoints of each seed.
-CPU scale: 2 layers, 4 heads, d=64, 2,000 steps, a checkpoint every 250, the paper's lengths
-halved, 3 seeds, 64 examples per (task, length). Paper scale: Paper B's model and steps, a
-checkpoint every 2,000 steps (10 of them), 5 seeds, 256 examples per (task, length) in the analysis.
+The rule (RULE, written 2026-12-06 before its first run) correlates only over the checkpoints
+where both tasks are learned, with the maps measured at lengths <= L_main: over every checkpoint
+both quantities grow while the tasks are learned, so any pair "tracks" (RULE_V1, the rule until
+then, is still reported beside it).
+CPU scale: the transfer presets' CPU model (3 layers, 4 heads, d=128), 5,000 steps, a checkpoint
+every 250 and every 125 over the first 1,500, the paper's lengths halved, 3 seeds, 64 examples per
+(task, length) in the analysis. `cpu-v1`: the scale until 2026-12-06 (2 layers, d=64, 2,000 steps,
+a checkpoint every 250). Paper scale: Paper B's model and steps, a checkpoint every 2,000 steps
+(10 of them), 5 seeds, 256 examples per (task, length) in the analysis.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +33,7 @@ from ..reports.plots import plot_heatmaps, plot_tracking
 from ..reports.tables import markdown_table
 from ..store.fileio import atomic_write_text
 from ..store.rundir import RunDir
-from .base import Preset, Verdict, register_preset
+from .base import Preset, Verdict, register_preset, verdict_section
 from .transfer import SCALES as TRANSFER_SCALES
 from .transfer import sweep_tree
 
@@ -36,27 +43,61 @@ MIN_CHECKPOINTS = 4
 TRACKS = 0.5  # Spearman(map distance, gap) at or above which a seed's map distance "tracks" the gap
 
 SCALES = {
-    "cpu": {"model": {"layers": 2, "heads": 4, "d_model": 64, "d_ff": 256, "encoding": "rope", "rope_theta": 1e5},
-            "steps": 2000, "batch": 64, "n": 64, "eval_every": 250, "seeds": [0, 1, 2], "length_factor": 0.5,
-            "pack": True},  # the same gradient, 1.5x faster steps (docs/performance.md)
+    # Written 2026-12-06 (issue 29), before its first run: the transfer presets' CPU model, where this
+    # pair's transfer was measured (b-single-aux-string, b-transfer-swapcase), and twice their 2,500 steps
+    # so that transfer has room to grow after both tasks fit; denser checkpoints while they are learned.
+    "cpu": {"model": TRANSFER_SCALES["cpu"]["model"], "steps": 5000, "batch": 64, "n": 128, "eval_every": 250,
+            "snapshot_steps": [125, 375, 625, 875, 1125, 1375], "seeds": [0, 1, 2], "length_factor": 0.5,
+            "pack": True},
+    # The CPU scale until 2026-12-06 (FAIL by RULE_V1 on 2026-12-05, docs/experiments.md).
+    "cpu-v1": {"model": {"layers": 2, "heads": 4, "d_model": 64, "d_ff": 256, "encoding": "rope", "rope_theta": 1e5},
+               "steps": 2000, "batch": 64, "n": 64, "eval_every": 250, "seeds": [0, 1, 2], "length_factor": 0.5,
+               "pack": True},  # the same gradient, 1.5x faster steps (docs/performance.md)
     # Every 2,000 steps, as in the transfer presets: 11 kept checkpoints of ~0.2 GB (weights and AdamW state).
     "paper": TRANSFER_SCALES["paper"],
 }
-ANALYSIS_N = {"cpu": 64, "paper": 256}  # examples per (task, length) in the head analysis
+ANALYSIS_N = {"paper": 256}  # examples per (task, length) in the head analysis; 64 at the CPU scales
 
-RULE = (f"A seed counts when its run finished with >= {MIN_CHECKPOINTS} analysed checkpoints, both tasks were "
-        f"learned at the last one (exact match >= {FIT} over each task's training lengths) and Spearman(map "
-        f"distance, gap) over its checkpoints is defined. INCONCLUSIVE unless more than half of each pair's seeds "
-        f"count. A pair tracks when Spearman(map distance, gap) >= {TRACKS} in more than half of its counted seeds. "
-        "PASS if the related pair tracks and the control pair does not; FAIL otherwise. The attention difference is "
-        "reported beside it and does not enter the rule.")
+
+@dataclass(frozen=True)
+class TrackingRule:
+    """How a seed's tracking is measured: which map distance, over which checkpoints, and the rule's text."""
+
+    text: str
+    metric: str  # a map-distance column of the tracking table
+    fitted_only: bool  # only checkpoints at which both tasks are learned (exact match >= FIT in distribution)
+
+
+RULE_V1 = TrackingRule(
+    f"[the rule until 2026-12-06] A seed counts when its run finished with >= {MIN_CHECKPOINTS} analysed "
+    f"checkpoints, both tasks were learned at the last one (exact match >= {FIT} over each task's training "
+    f"lengths) and Spearman(map distance, gap) over its checkpoints is defined. INCONCLUSIVE unless more than half "
+    f"of each pair's seeds count. A pair tracks when Spearman(map distance, gap) >= {TRACKS} in more than half of "
+    "its counted seeds. PASS if the related pair tracks and the control pair does not; FAIL otherwise.",
+    "map_distance", fitted_only=False)
+RULE_V2 = TrackingRule(
+    f"[written 2026-12-06, before its first run; issue 29] Only the checkpoints at which both tasks are learned "
+    f"(exact match >= {FIT} over each task's training lengths) enter, and the map distance is measured at the "
+    f"lengths <= L_main, where both tasks are trained (`map_distance_in`). A seed counts when it has >= "
+    f"{MIN_CHECKPOINTS} such checkpoints and Spearman(map distance, gap) over them is defined. INCONCLUSIVE unless "
+    f"more than half of each pair's seeds count. A pair tracks when that Spearman >= {TRACKS} in more than half of "
+    "its counted seeds. PASS if the related pair tracks and the control pair does not; FAIL otherwise. Why: over "
+    "every checkpoint the gap and the map distance both grow while the tasks are learned, so any pair tracks "
+    "(2026-12-05: 0.96 related, 0.89 control); once both tasks fit, the gap moves only as transfer does. The "
+    "attention difference is reported beside it and does not enter the rule.",
+    "map_distance_in", fitted_only=True)
+RULE = RULE_V2.text
 
 
 def _tree(scale: str) -> dict:
     tree = sweep_tree(scale, [{"data.group": group} for group in PAIRS], list(PAIRS), scales=SCALES)
     s = SCALES[scale]
+    train = tree["base"]["train"]
+    snapshots = s.get("snapshot_steps", [])
+    if snapshots:
+        train["snapshot_steps"] = list(snapshots)
     # Every evaluation is a checkpoint, and every checkpoint is kept for the analysis.
-    tree["base"]["train"]["keep_checkpoints"] = s["steps"] // s["eval_every"] + 1
+    train["keep_checkpoints"] = s["steps"] // s["eval_every"] + 1 + len(snapshots)
     return tree
 
 
@@ -82,39 +123,49 @@ def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
     return table
 
 
-def seed_table(tracking: pd.DataFrame) -> pd.DataFrame:
-    """Per run: checkpoints, fit at the last one, correlations of both metrics with the gap, and
-    whether the seed counts and tracks (see RULE)."""
+def seed_table(tracking: pd.DataFrame, rule: TrackingRule = RULE_V2) -> pd.DataFrame:
+    """Per run: checkpoints (all, and those `rule` correlates over), fit at the last one, `rule`'s
+    Spearman and the other correlations with the gap, and whether the seed counts and tracks."""
     rows = []
     for (pair, group, seed, run), sub in tracking.groupby(["pair", "data.group", "seed", "run"], sort=False):
         sub = sub.sort_values("step")
         last = sub.iloc[-1]
-        rho = spearman(sub["map_distance"], sub["gap"])
-        counts = bool(len(sub) >= MIN_CHECKPOINTS and last["main_fit"] >= FIT and last["aux_fit"] >= FIT
-                      and pd.notna(rho))
+        fitted = sub[(sub["main_fit"] >= FIT) & (sub["aux_fit"] >= FIT)]
+        window = fitted if rule.fitted_only else sub
+        rho = spearman(window[rule.metric], window["gap"]) if len(window) > 1 else float("nan")
+        learned = bool(rule.fitted_only or (last["main_fit"] >= FIT and last["aux_fit"] >= FIT))
+        counts = bool(len(window) >= MIN_CHECKPOINTS and learned and pd.notna(rho))
         rows.append({"pair": pair, "data.group": group, "seed": seed, "checkpoints": len(sub),
+                     "rule_checkpoints": len(window),
+                     "first_fitted_step": int(fitted["step"].iloc[0]) if not fitted.empty else None,
                      "main_fit": last["main_fit"], "aux_fit": last["aux_fit"], "final_gap": last["gap"],
-                     "pearson_map": pearson(sub["map_distance"], sub["gap"]), "spearman_map": rho,
-                     "pearson_attention": pearson(sub["attention_diff"], sub["gap"]),
+                     "final_main_band": last["main_band"], "spearman_rule": rho,
+                     # Beside the rule, not in it: every checkpoint, both metrics, all lengths and <= L_main.
+                     "pearson_map": pearson(sub["map_distance"], sub["gap"]),
+                     "spearman_map": spearman(sub["map_distance"], sub["gap"]),
                      "spearman_attention": spearman(sub["attention_diff"], sub["gap"]),
-                     # Beside the rule, not in it: maps measured only where both tasks are trained.
                      "spearman_map_in": spearman(sub["map_distance_in"], sub["gap"]),
                      "spearman_attention_in": spearman(sub["attention_diff_in"], sub["gap"]),
                      "counts": counts, "tracks": bool(counts and rho >= TRACKS)})
     return pd.DataFrame(rows)
 
 
-def check_heads(tracking: pd.DataFrame) -> Verdict:
-    """PASS / FAIL / INCONCLUSIVE by RULE, from the per-checkpoint table of `analyze_sweep`."""
-    table = seed_table(tracking) if not tracking.empty else pd.DataFrame()
+def judge(tracking: pd.DataFrame, rule: TrackingRule) -> Verdict:
+    """PASS / FAIL / INCONCLUSIVE by `rule`, from the per-checkpoint table of `analyze_sweep`."""
+    table = seed_table(tracking, rule) if not tracking.empty else pd.DataFrame()
     verdict = {}
     for pair in ("related", "control"):
         sub = table[table["pair"] == pair] if not table.empty else table
         counted = int(sub["counts"].sum()) if not sub.empty else 0
         if sub.empty or counted * 2 <= len(sub):
-            return Verdict("INCONCLUSIVE", RULE, table)
+            return Verdict("INCONCLUSIVE", rule.text, table)
         verdict[pair] = int(sub["tracks"].sum()) * 2 > counted
-    return Verdict("PASS" if verdict["related"] and not verdict["control"] else "FAIL", RULE, table)
+    return Verdict("PASS" if verdict["related"] and not verdict["control"] else "FAIL", rule.text, table)
+
+
+def check_heads(tracking: pd.DataFrame) -> Verdict:
+    """The preset's verdict: RULE (RULE_V2) on the per-checkpoint table of `analyze_sweep`."""
+    return judge(tracking, RULE_V2)
 
 
 def heads_report(df: pd.DataFrame, path) -> list[str]:
@@ -140,13 +191,17 @@ def heads_report(df: pd.DataFrame, path) -> list[str]:
     plot_heatmaps(panels, path / "heads_maps.png", "exact-match drop per head at the last checkpoint (mean ablation)")
     summary = seed_table(tracking).groupby("pair", sort=False).agg(
         seeds=("seed", "count"), counted=("counts", "sum"), tracking=("tracks", "sum"),
-        spearman_map_mean=("spearman_map", "mean"), spearman_attention_mean=("spearman_attention", "mean"),
-        spearman_map_in_mean=("spearman_map_in", "mean"), spearman_attention_in_mean=("spearman_attention_in", "mean"))
+        spearman_rule_mean=("spearman_rule", "mean"), spearman_map_mean=("spearman_map", "mean"),
+        spearman_attention_mean=("spearman_attention", "mean"), spearman_map_in_mean=("spearman_map_in", "mean"),
+        spearman_attention_in_mean=("spearman_attention_in", "mean"))
     return ["## Heads: maps, curves and correlations", "",
             "Per run and checkpoint (`heads_tracking.csv`); "
-            "per run also `runs/<run>/heads/` (tables, `maps_steps.png`).",
+            "per run also `runs/<run>/heads/` (tables, `maps_steps.png`). `spearman_rule`: the rule's correlation "
+            "(checkpoints where both tasks fit, maps at lengths <= L_main).",
             "", markdown_table(summary.reset_index()), "", "![curves](heads_curves.png)", "",
-            "![maps](heads_maps.png)", "", markdown_table(tracking.drop(columns=["run"])), ""]
+            "![maps](heads_maps.png)", "", markdown_table(tracking.drop(columns=["run"])), "",
+            *verdict_section("The rule until 2026-12-06 (every checkpoint, maps over every length)",
+                             judge(tracking, RULE_V1))]
 
 
 register_preset(Preset(
