@@ -38,7 +38,8 @@ def _sweep_and_report(spec, path: Path, args, reuse_siblings: bool = False) -> N
     reuse = [] if args.no_reuse else [*args.reuse, *([path.parent] if reuse_siblings else [])]
     results = run_sweep(spec, path, executor=args.executor, workers=args.workers, threads=args.threads,
                         address=args.address, force=args.force, reuse=reuse)
-    report = write_report(path, _parse_gaps(getattr(args, "gap", None)), preset_of(path))
+    report = write_report(path, _parse_gaps(getattr(args, "gap", None)), preset_of(path),
+                          getattr(args, "reach", None) or [])
     failed = [r for r in results if r.status != "done"]
     print(f"{len(results)} runs executed ({len(failed)} failed) in {time.perf_counter() - start:.0f}s; "
           f"report {report}")
@@ -59,7 +60,7 @@ def cmd_report(args) -> None:
     if not sweep.path.is_dir():
         raise UserError(f"sweep directory {str(sweep.path)!r} does not exist")
     sweep.read_spec()
-    print(write_report(sweep.path, _parse_gaps(args.gap), preset_of(sweep.path)))
+    print(write_report(sweep.path, _parse_gaps(args.gap), preset_of(sweep.path), args.reach or []))
 
 
 def _print_summary(path: Path, table) -> None:
@@ -146,12 +147,18 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run a sweep spec (YAML or Python) and report it")
     p.add_argument("spec")
     p.add_argument("--gap", action="append", metavar="MAIN:AUX", help="report the generalization gap")
+    p.add_argument("--reach", action="append", metavar="MAIN",
+                   help="report how far MAIN reaches past its training lengths (band score, furthest length) "
+                        "against the sweep's varying grid key")
     executor_options(p)
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("report", help="aggregate a sweep and write report.md")
     p.add_argument("sweep", help="sweep directory")
     p.add_argument("--gap", action="append", metavar="MAIN:AUX", help="report the generalization gap")
+    p.add_argument("--reach", action="append", metavar="MAIN",
+                   help="report how far MAIN reaches past its training lengths (band score, furthest length) "
+                        "against the sweep's varying grid key")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("repro", help="reproduce a paper claim (see --list)")

@@ -22,6 +22,7 @@ from .aggregate import (
     write_tables,
 )
 from .plots import plot_heatmap, plot_sweep_lengths, plot_sweep_steps
+from .reach import reach_section
 from .tables import markdown_table
 
 
@@ -53,11 +54,13 @@ def sessions_lines(sessions: list[dict]) -> list[str]:
     return ["", f"Sweep wall time {wall:.0f} s over {len(sessions)} invocation(s) ({how})."]
 
 
-def write_report(path: str | Path, gaps: list[tuple[str, str]] = (), preset=None) -> Path:
+def write_report(path: str | Path, gaps: list[tuple[str, str]] = (), preset=None, reaches: list[str] = ()) -> Path:
     """Aggregate the sweep, write tables and plots, and write report.md; returns its path.
 
     preset: the `presets.Preset` that made the sweep (`presets.preset_of` finds it), whose check
     decides the verdict at the top of the report; None for a plain sweep.
+    reaches: main tasks whose reach past their training lengths is tabulated and plotted against
+    the sweep's varying grid key (`reports.reach`).
     """
     sweep = SweepDir(path)
     spec = sweep.read_spec()
@@ -122,6 +125,8 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = (), preset=None
                 name = f"gap_{main}_{aux}.png"
                 plot_heatmap(grid, sweep.path / name, f"gap {main} vs {aux} (mean over seeds)")
                 lines += [f"![gap]({name})", ""]
+        for main in reaches:
+            lines += reach_section(df, main, sweep.path)
     lines += ["## Configuration", "", "```yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).strip(),
               "```", "", "Tables: " + ", ".join(f"`{p.name}`" for p in tables.values()), ""]
     report = sweep.path / "report.md"
