@@ -180,7 +180,8 @@ def heads_report(df: pd.DataFrame, path) -> list[str]:
     label = {run: f"{pair} seed {seed}" for pair, seed, run in tracking[["pair", "seed", "run"]].drop_duplicates()
              .itertuples(index=False)}
     plot_tracking({label[run]: sub for run, sub in tracking.groupby("run", sort=False)}, path / "heads_curves.png",
-                  "gap, map distance and attention difference over checkpoints")
+                  "gap, map distance and attention difference over checkpoints (shaded: where the rule looks)",
+                  fit=FIT)
     panels = {}
     for run in label:
         folder = path / "runs" / run / HEADS_DIR

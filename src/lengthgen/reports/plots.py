@@ -156,9 +156,10 @@ def plot_heatmaps(panels: dict, path: Path, title: str, ncols: int = 2, fmt: str
     return save_figure(fig, path)
 
 
-def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3) -> Path:
+def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3, fit: float | None = None) -> Path:
     """Per panel (title -> a table with step, gap, map_distance, attention_diff): the gap and the map
-    distance against the left axis, the attention difference against the right one."""
+    distance against the left axis, the attention difference against the right one. With `fit`, the
+    checkpoints where main_fit and aux_fit are both >= fit are shaded (b-heads' rule looks only there)."""
     plt = pyplot()
     ncols = max(1, min(ncols, len(panels)))
     nrows = -(-len(panels) // ncols)
@@ -170,6 +171,10 @@ def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3) -> Path:
         if "map_distance_in" in table:
             ax.plot(table["step"], table["map_distance_in"], marker="s", ms=3, color="C3", linestyle=":",
                     label="map distance, lengths <= L_main")
+        if fit is not None and {"main_fit", "aux_fit"} <= set(table.columns):
+            fitted = table.loc[(table["main_fit"] >= fit) & (table["aux_fit"] >= fit), "step"]
+            if not fitted.empty:
+                ax.axvspan(fitted.min(), fitted.max(), color="grey", alpha=0.12, label=f"both tasks fit (>= {fit})")
         ax.set_xlabel("step")
         ax.set_ylabel("gap, map distance")
         ax.grid(alpha=0.3)
@@ -178,8 +183,8 @@ def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3) -> Path:
                    label="attention difference")
         right.set_ylabel("attention difference")
         ax.set_title(str(name), fontsize=8)
-        lines = ax.get_lines() + right.get_lines()
-        ax.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="best")
+        handles = ax.get_lines() + ax.patches + right.get_lines()
+        ax.legend(handles, [handle.get_label() for handle in handles], fontsize=6, loc="best")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
