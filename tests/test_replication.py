@@ -1,5 +1,8 @@
 """The replication report: every seed set of a preset judged by its own rule, the union, every seed plotted."""
 
+import dataclasses
+
+import pandas as pd
 import pytest
 
 from lengthgen.cli.main import main
@@ -21,7 +24,7 @@ def rows_of(plan):
     """Final-step rows: every task right up to its training length, the main task's band as in BAND."""
     group = plan.point["data.group"]
     main = GROUPS[group].main
-    band = BAND.get((group, plan.point["data.aux"]), {}).get(plan.seed, 0.0)
+    band = BAND.get((group, plan.point.get("data.aux", True)), {}).get(plan.seed, 0.0)
     rows = []
     for task in plan.config.data.resolved_tasks():
         for length in range(1, 21):
@@ -83,8 +86,34 @@ def test_a_seed_in_two_sets_counts_once(seed_sets):
 def test_replication_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(UserError, match="no sweep of b-rope"):
         write_replication_report(tmp_path, get_preset("b-rope"), "cpu")
-    with pytest.raises(UserError, match="analysis of its checkpoints"):
-        load_seed_sets(tmp_path, get_preset("b-heads"), "cpu")
     assert main(["repro", "--replication"]) == 2
     assert main(["repro", PRESET, "--replication", "--seeds", "3", "--dir", str(tmp_path)]) == 2
     assert "give no --seeds" in capsys.readouterr().err
+
+
+def test_a_preset_that_judges_an_analysis_is_judged_on_it_in_every_set(tmp_path):
+    """b-heads judges the head analysis of each run's checkpoints; here the analysis is replaced by a made-up
+    tracking table (related pair tracking in seeds 0, 1 and 3; the control in none), the plumbing is real."""
+    def tracking(df, path):
+        rows = []
+        for (group, seed, run), _ in df.groupby(["data.group", "seed", "run"]):
+            pair = "related" if group == "string-reverse-only" else "control"
+            tracks = pair == "related" and seed in (0, 1, 3)
+            for step, gap in zip(range(1, 6), [0.5, 0.4, 0.3, 0.2, 0.1]):
+                distance = gap if tracks else 0.5 - gap
+                rows.append({"pair": pair, "data.group": group, "seed": seed, "run": run, "step": step, "gap": gap,
+                             "map_distance": distance, "attention_diff": 0.0, "map_distance_in": distance,
+                             "attention_diff_in": 0.0, "main_fit": 1.0, "aux_fit": 1.0, "main_band": 0.0})
+        return pd.DataFrame(rows)
+
+    preset = dataclasses.replace(get_preset("b-heads"), analyze=tracking)
+    for seeds in (None, [3, 4, 5]):
+        spec = preset.spec("cpu", seeds)
+        finished_sweep(tmp_path / spec.name, spec, rows_of)
+    sets = load_seed_sets(tmp_path, preset, "cpu")
+    assert [(s.seeds, s.verdict) for s in sets] == [([0, 1, 2], "PASS"), ([3, 4, 5], "FAIL")]  # 2 of 3, 1 of 3
+    text = write_replication_report(tmp_path, preset, "cpu").read_text()
+    assert "| b-heads-cpu-seeds-3-4-5 | 3, 4, 5 | FAIL | not replicated (FAIL) |" in text
+    assert "**The same rule over all 6 seeds (0, 1, 2, 3, 4, 5): FAIL**" in text  # 3 of 6 is not more than half
+    line = next(x for x in text.splitlines() if x.startswith("| related") and "all seeds" in x)
+    assert "0: 1.000, 1: 1.000, 2: -1.000, 3: 1.000, 4: -1.000, 5: -1.000" in line and "3 of 6" in line

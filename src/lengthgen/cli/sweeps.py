@@ -122,8 +122,7 @@ def cmd_repro(args) -> None:
         args.force = False  # already applied above
         # Presets share runs (b-rope's RoPE points are b-transfer-arith's), so search the sweeps beside this one.
         _sweep_and_report(spec, path, args, reuse_siblings=True)
-    if spec.name != f"{preset.name}-{args.scale}" and (Path(args.dir) / f"{preset.name}-{args.scale}").is_dir() \
-            and preset.analyze is None:
+    if spec.name != f"{preset.name}-{args.scale}" and (Path(args.dir) / f"{preset.name}-{args.scale}").is_dir():
         # A replication beside its original: say at once whether the verdict survived the fresh seeds.
         print(write_replication_report(args.dir, preset, args.scale))
 

@@ -33,7 +33,7 @@ from ..reports.plots import plot_heatmaps, plot_tracking
 from ..reports.tables import markdown_table
 from ..store.fileio import atomic_write_text
 from ..store.rundir import RunDir
-from .base import Preset, Verdict, register_preset, verdict_section
+from .base import Preset, SeedScore, Verdict, register_preset, verdict_section
 from .transfer import SCALES as TRANSFER_SCALES
 from .transfer import sweep_tree
 
@@ -168,6 +168,15 @@ def check_heads(tracking: pd.DataFrame) -> Verdict:
     return judge(tracking, RULE_V2)
 
 
+def seed_correlations(tracking: pd.DataFrame) -> pd.DataFrame:
+    """Every seed's correlation under RULE, for the replication report (columns point, seed, value)."""
+    table = seed_table(tracking)
+    if table.empty:
+        return pd.DataFrame(columns=["point", "seed", "value"])
+    return pd.DataFrame({"point": table["pair"] + " (" + table["data.group"] + ")", "seed": table["seed"],
+                         "value": table["spearman_rule"]})
+
+
 def heads_report(df: pd.DataFrame, path) -> list[str]:
     """Curves and maps of every seed of both pairs, and each pair's correlations."""
     path = Path(path)
@@ -209,4 +218,6 @@ register_preset(Preset(
     "b-heads", "B-heads",
     "The distance between the main and auxiliary task's head-ablation maps tracks the generalization gap over "
     "training for a related pair (swapcase-reverse + reverse) and not for a control pair (copy + reverse).",
-    {scale: _tree(scale) for scale in SCALES}, check_heads, [], heads_report, analyze_sweep))
+    {scale: _tree(scale) for scale in SCALES}, check_heads, [], heads_report, analyze_sweep,
+    per_seed=SeedScore("Spearman(map distance at lengths <= L_main, gap) over the checkpoints where both tasks fit",
+                       seed_correlations, TRACKS)))

@@ -49,26 +49,27 @@ def replication_sweeps(root: Path, preset: str, scale: str) -> list[Path]:
     return ([original] if original.is_dir() else []) + replications
 
 
-def _verdict(preset, df: pd.DataFrame):
-    """The preset's Verdict on `df` (None before any result), its status as report.md states it
+def _verdict(preset, judged: pd.DataFrame, unfinished: int):
+    """The preset's Verdict on `judged` (None before any result), its status as report.md states it
     (INCONCLUSIVE while runs are unfinished), and the number of unfinished runs."""
-    unfinished = int((df.drop_duplicates("run")["status"] != "done").sum())
-    if df.dropna(subset=["step"]).empty:
+    if judged.empty or ("step" in judged and judged.dropna(subset=["step"]).empty):
         return None, "INCONCLUSIVE", unfinished
-    verdict = preset.check(df)
+    verdict = preset.check(judged)
     return verdict, ("INCONCLUSIVE" if unfinished else verdict.status), unfinished
 
 
 def load_seed_sets(root: Path, preset, scale: str) -> list[SeedSet]:
-    """Every seed set of `preset` at `scale` under `root`, judged by the preset's rule."""
-    if preset.analyze is not None:
-        raise UserError(f"{preset.name} judges an analysis of its checkpoints, not the results table; "
-                        "compare its seed sets' report.md files instead")
+    """Every seed set of `preset` at `scale` under `root`, judged by the preset's rule; `results` is
+    the table its check judges (for b-heads the analysis of every checkpoint, read back from its cache)."""
     sets = []
     for path in replication_sweeps(root, preset.name, scale):
         df = collect(SweepDir(path))
-        _, verdict, unfinished = _verdict(preset, df)
-        sets.append(SeedSet(path.name, sorted(int(s) for s in df["seed"].unique()), df, verdict, unfinished))
+        unfinished = int((df.drop_duplicates("run")["status"] != "done").sum())
+        has_results = not df.dropna(subset=["step"]).empty
+        judged = df.iloc[0:0] if not has_results else preset.analyze(df, path) if preset.analyze is not None else df
+        _, verdict, _ = _verdict(preset, judged, unfinished)
+        seeds = sorted(int(s) for s in df["seed"].unique())
+        sets.append(SeedSet(path.name, seeds, judged, verdict, unfinished))
     if not sets:
         raise UserError(f"no sweep of {preset.name} at scale {scale!r} in {str(root)!r}; run "
                         f"`lengthgen repro {preset.name} --dir {root}` first")
@@ -80,10 +81,12 @@ def union(sets: list[SeedSet]) -> pd.DataFrame:
     seen: set[str] = set()
     frames = []
     for seed_set in sets:
+        if seed_set.results.empty:
+            continue
         df = seed_set.results[~seed_set.results["run"].isin(seen)]
         seen |= set(df["run"])
         frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "seed"])
 
 
 def replicated(original: str, replication: str) -> str:
@@ -97,7 +100,9 @@ def seed_scores(preset, sets: list[SeedSet]) -> pd.DataFrame:
     """The preset's per-seed score for every seed of every set (columns set, point, seed, value)."""
     if preset.per_seed is None:
         return pd.DataFrame(columns=["set", "point", "seed", "value"])
-    frames = [preset.per_seed.score(s.results).assign(set=s.name) for s in sets]
+    frames = [preset.per_seed.score(s.results).assign(set=s.name) for s in sets if not s.results.empty]
+    if not frames:
+        return pd.DataFrame(columns=["set", "point", "seed", "value"])
     return pd.concat(frames, ignore_index=True)[["set", "point", "seed", "value"]]
 
 
@@ -158,8 +163,8 @@ def write_replication_report(root: str | Path, preset, scale: str) -> Path:
         replicated(original.verdict, s.verdict) if original is not None else "no original sweep"}
         for s in sets])
     everything = union(sets)
-    all_seeds = sorted(int(s) for s in everything["seed"].unique())
-    judged, verdict, unfinished = _verdict(preset, everything)
+    all_seeds = sorted({seed for s in sets for seed in s.seeds})
+    judged, verdict, unfinished = _verdict(preset, everything, sum(s.unfinished for s in sets))
     lines = [f"# {preset.name} at {scale} scale: every seed set", "", f"**Claim ({preset.claim_id}).** {preset.claim}",
              "", "Each seed set is its own sweep, judged by the preset's rule as its report.md does:", "",
              markdown_table(table), "",
