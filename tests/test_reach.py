@@ -75,9 +75,22 @@ def test_report_has_the_reach_section_and_plot(budget_sweep, capsys):
     assert sorted(per_seed["furthest"].unique()) == [8, 10, 11, 12, 13, 14, 15, 16]
 
 
-@pytest.mark.parametrize("task,needle", [("mqar", "no finished run evaluates that task"),
+@pytest.mark.parametrize("task,needle", [("mqar", "not a task of this sweep"),
                                          ("no_carry", "no other task is trained beyond")])
-def test_reach_errors_are_one_line(budget_sweep, capsys, task, needle):
+def test_reach_errors_are_one_line_and_come_before_training(budget_sweep, capsys, task, needle):
     assert main(["report", str(budget_sweep.path), "--reach", task]) == 2
-    err = capsys.readouterr().err.strip()
-    assert needle in err and "\n" not in err
+    assert main(["sweep", str(SPEC), "--dir", str(budget_sweep.path.parent / "new"), "--reach", task]) == 2
+    for err in capsys.readouterr().err.strip().splitlines():
+        assert needle in err
+    assert not (budget_sweep.path.parent / "new").exists()  # nothing trained, nothing made
+
+
+def test_a_sweep_under_way_still_gets_its_report(tmp_path):
+    spec = load_spec(SPEC)
+    sweep = finished_sweep(tmp_path / spec.name, spec, rows_of)
+    for run in (sweep.path / "runs").iterdir():
+        if "aux=True" in run.name:  # only the main task alone has finished: no longer-trained task yet
+            (run / "done.json").unlink()
+    assert main(["report", str(sweep.path), "--reach", "reverse_add"]) == 0
+    text = (sweep.path / "report.md").read_text()
+    assert "## How far reverse_add reaches" in text and "Nothing to score yet" in text

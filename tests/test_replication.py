@@ -117,3 +117,13 @@ def test_a_preset_that_judges_an_analysis_is_judged_on_it_in_every_set(tmp_path)
     assert "**The same rule over all 6 seeds (0, 1, 2, 3, 4, 5): FAIL**" in text  # 3 of 6 is not more than half
     line = next(x for x in text.splitlines() if x.startswith("| related") and "all seeds" in x)
     assert "0: 1.000, 1: 1.000, 2: -1.000, 3: 1.000, 4: -1.000, 5: -1.000" in line and "3 of 6" in line
+
+
+def test_an_analysis_without_runs_and_seeds_cannot_be_merged(tmp_path):
+    """b-pretrained judges one row per pretraining checkpoint, not per run and seed: a one-line error."""
+    preset = dataclasses.replace(get_preset("b-heads"),
+                                 analyze=lambda df, path: pd.DataFrame({"checkpoint": [1000], "score": [0.5]}))
+    spec = preset.spec("cpu")
+    finished_sweep(tmp_path / spec.name, spec, rows_of)
+    with pytest.raises(UserError, match="without runs and seeds"):
+        load_seed_sets(tmp_path, preset, "cpu")

@@ -160,6 +160,23 @@ def test_snapshot_steps_add_evaluations_and_checkpoints_between_the_regular_ones
         "step_0000003", "step_0000007", "step_0000010", "step_0000020", "step_0000030"]
 
 
+def test_a_run_resumed_from_a_snapshot_matches_an_uninterrupted_one(tmp_path, monkeypatch):
+    sections = {"train": {**tiny_config()["train"], "eval_every": 10, "checkpoint_every": 10,
+                          "keep_checkpoints": 10, "snapshot_steps": [3, 7]}}
+    _, whole, _ = train(tmp_path, "whole", **sections)
+    cfg = build_config(tiny_config(**sections))
+    run = RunDir(tmp_path / "broken")
+    run.prepare(force=False, resume=False)
+    undo = crash_at(monkeypatch, 8)  # after the snapshot at 7, before the regular checkpoint at 10
+    with pytest.raises(KeyboardInterrupt):
+        run_training(build_experiment(cfg), run, quiet=True)
+    undo()
+    assert [p.name for p in checkpoint_dirs(run.checkpoint_root)] == ["step_0000003", "step_0000007"]
+    run_training(build_experiment(cfg), run, resume=True, quiet=True)
+    assert losses(run) == losses(whole)
+    assert (run.path / "eval.csv").read_text() == (whole.path / "eval.csv").read_text()
+
+
 @pytest.mark.parametrize("steps", [[0], [30], [5, 5], [-1]])
 def test_snapshot_steps_outside_training_are_rejected(steps):
     with pytest.raises(ValueError, match="snapshot_steps"):

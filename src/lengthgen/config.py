@@ -163,7 +163,8 @@ class TrainConfig(Strict):
     snapshot_steps: list[int] = Field(
         default_factory=list,
         description="extra steps (each in 1..steps-1) at which to evaluate and save a checkpoint besides every "
-                    "eval_every / checkpoint_every: denser checkpoints where training changes fast (b-heads: early)")
+                    "eval_every / checkpoint_every: denser checkpoints where training changes fast (b-heads: early); "
+                    "pruned like the others, so raise keep_checkpoints to keep them all")
     collective_timeout: float = Field(
         600.0, gt=0, le=86400, description="data-parallel runs: seconds a process waits for the others at a "
                                            "collective (gradient sync, evaluation gather) before the job fails")

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..presets import PRESETS, get_preset, preset_of
 from ..presets.suite import run_suite
+from ..reports.reach import check_reach_tasks
 from ..reports.replication import write_replication_report
 from ..reports.report import write_report
 from ..reports.summary import write_repro_summary
@@ -51,6 +52,7 @@ def _sweep_and_report(spec, path: Path, args, reuse_siblings: bool = False) -> N
 def cmd_sweep(args) -> None:
     """Run a sweep spec (skipping finished runs) and write its report."""
     spec = load_spec(args.spec)
+    check_reach_tasks(spec, args.reach or [])  # a typo is an error now, not after hours of training
     _sweep_and_report(spec, Path(args.dir) / spec.name, args)
 
 
@@ -59,7 +61,7 @@ def cmd_report(args) -> None:
     sweep = SweepDir(args.sweep)
     if not sweep.path.is_dir():
         raise UserError(f"sweep directory {str(sweep.path)!r} does not exist")
-    sweep.read_spec()
+    check_reach_tasks(sweep.read_spec(), args.reach or [])
     print(write_report(sweep.path, _parse_gaps(args.gap), preset_of(sweep.path), args.reach or []))
 
 
@@ -124,7 +126,10 @@ def cmd_repro(args) -> None:
         _sweep_and_report(spec, path, args, reuse_siblings=True)
     if spec.name != f"{preset.name}-{args.scale}" and (Path(args.dir) / f"{preset.name}-{args.scale}").is_dir():
         # A replication beside its original: say at once whether the verdict survived the fresh seeds.
-        print(write_replication_report(args.dir, preset, args.scale))
+        try:
+            print(write_replication_report(args.dir, preset, args.scale))
+        except UserError as error:  # the sweep itself finished; only the comparison is not possible
+            print(f"no replication report: {error}")
 
 
 def executor_options(p) -> None:

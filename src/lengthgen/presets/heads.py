@@ -46,7 +46,7 @@ SCALES = {
     # Written 2026-12-06 (issue 29), before its first run: the transfer presets' CPU model, where this
     # pair's transfer was measured (b-single-aux-string, b-transfer-swapcase), and twice their 2,500 steps
     # so that transfer has room to grow after both tasks fit; denser checkpoints while they are learned.
-    "cpu": {"model": TRANSFER_SCALES["cpu"]["model"], "steps": 5000, "batch": 64, "n": 128, "eval_every": 250,
+    "cpu": {"model": dict(TRANSFER_SCALES["cpu"]["model"]), "steps": 5000, "batch": 64, "n": 128, "eval_every": 250,
             "snapshot_steps": [125, 375, 625, 875, 1125, 1375], "seeds": [0, 1, 2], "length_factor": 0.5,
             "pack": True},
     # The CPU scale until 2026-12-06 (FAIL by RULE_V1 on 2026-12-05, docs/experiments.md).
@@ -73,7 +73,8 @@ RULE_V1 = TrackingRule(
     f"checkpoints, both tasks were learned at the last one (exact match >= {FIT} over each task's training "
     f"lengths) and Spearman(map distance, gap) over its checkpoints is defined. INCONCLUSIVE unless more than half "
     f"of each pair's seeds count. A pair tracks when Spearman(map distance, gap) >= {TRACKS} in more than half of "
-    "its counted seeds. PASS if the related pair tracks and the control pair does not; FAIL otherwise.",
+    "its counted seeds. PASS if the related pair tracks and the control pair does not; FAIL otherwise. The "
+    "attention difference is reported beside it and does not enter the rule.",
     "map_distance", fitted_only=False)
 RULE_V2 = TrackingRule(
     f"[written 2026-12-06, before its first run; issue 29] Only the checkpoints at which both tasks are learned "
@@ -132,12 +133,14 @@ def seed_table(tracking: pd.DataFrame, rule: TrackingRule = RULE_V2) -> pd.DataF
         last = sub.iloc[-1]
         fitted = sub[(sub["main_fit"] >= FIT) & (sub["aux_fit"] >= FIT)]
         window = fitted if rule.fitted_only else sub
+        # Only checkpoints with both numbers count towards the minimum (spearman drops the others).
+        window = window[window[rule.metric].notna() & window["gap"].notna()]
         rho = spearman(window[rule.metric], window["gap"]) if len(window) > 1 else float("nan")
         learned = bool(rule.fitted_only or (last["main_fit"] >= FIT and last["aux_fit"] >= FIT))
         counts = bool(len(window) >= MIN_CHECKPOINTS and learned and pd.notna(rho))
         rows.append({"pair": pair, "data.group": group, "seed": seed, "checkpoints": len(sub),
                      "rule_checkpoints": len(window),
-                     "first_fitted_step": int(fitted["step"].iloc[0]) if not fitted.empty else None,
+                     "first_fitted_step": fitted["step"].iloc[0] if not fitted.empty else float("nan"),
                      "main_fit": last["main_fit"], "aux_fit": last["aux_fit"], "final_gap": last["gap"],
                      "final_main_band": last["main_band"], "spearman_rule": rho,
                      # Beside the rule, not in it: every checkpoint, both metrics, all lengths and <= L_main.

@@ -172,9 +172,15 @@ def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3, fit: flo
             ax.plot(table["step"], table["map_distance_in"], marker="s", ms=3, color="C3", linestyle=":",
                     label="map distance, lengths <= L_main")
         if fit is not None and {"main_fit", "aux_fit"} <= set(table.columns):
-            fitted = table.loc[(table["main_fit"] >= fit) & (table["aux_fit"] >= fit), "step"]
-            if not fitted.empty:
-                ax.axvspan(fitted.min(), fitted.max(), color="grey", alpha=0.12, label=f"both tasks fit (>= {fit})")
+            steps = table["step"].tolist()
+            fitted = ((table["main_fit"] >= fit) & (table["aux_fit"] >= fit)).tolist()
+            # Each fitted checkpoint shaded on its own, half-way to its neighbours: a dip is visible as a gap.
+            for i, (step, inside) in enumerate(zip(steps, fitted)):
+                if inside:
+                    left = (steps[i - 1] + step) / 2 if i else step - (steps[1] - step if len(steps) > 1 else 1) / 2
+                    right = (step + steps[i + 1]) / 2 if i + 1 < len(steps) else step + (step - left)
+                    ax.axvspan(left, right, color="grey", alpha=0.12, linewidth=0,
+                               label=f"both tasks fit (>= {fit})" if not ax.patches else None)
         ax.set_xlabel("step")
         ax.set_ylabel("gap, map distance")
         ax.grid(alpha=0.3)
@@ -183,7 +189,7 @@ def plot_tracking(panels: dict, path: Path, title: str, ncols: int = 3, fit: flo
                    label="attention difference")
         right.set_ylabel("attention difference")
         ax.set_title(str(name), fontsize=8)
-        handles = ax.get_lines() + ax.patches + right.get_lines()
+        handles = ax.get_lines() + ax.patches[:1] + right.get_lines()
         ax.legend(handles, [handle.get_label() for handle in handles], fontsize=6, loc="best")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

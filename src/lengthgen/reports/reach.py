@@ -38,6 +38,23 @@ def furthest_length(curve: pd.Series, threshold: float = REACH) -> int:
     return reached
 
 
+def check_reach_tasks(spec, mains: list[str]) -> None:
+    """Before anything trains or is reported: every MAIN is a task of the sweep `spec` and some other
+    task of it is trained longer (else there is no band). A one-line UserError otherwise."""
+    from ..sweeps.spec import expand  # the sweeps package imports reports; import at call time
+
+    longest: dict[str, int] = {}
+    for plan in expand(spec):
+        for entry in plan.config.data.resolved_tasks():
+            longest[entry.task] = max(longest.get(entry.task, 0), entry.lengths[1])
+    for main in mains:
+        if main not in longest:
+            raise UserError(f"--reach {main!r}: not a task of this sweep (tasks: {', '.join(sorted(longest))})")
+        if not any(n > longest[main] for task, n in longest.items() if task != main):
+            raise UserError(f"--reach {main!r}: no other task is trained beyond its {longest[main]}, so there is "
+                            "no band")
+
+
 def reach_table(df: pd.DataFrame, main: str, threshold: float = REACH) -> pd.DataFrame:
     """One row per grid point and seed: L_main, L_aux, the band score and the furthest length of
     `main` (module docstring). A one-line UserError when `main` has no results or no longer-trained
@@ -84,7 +101,8 @@ def plot_reach(table: pd.DataFrame, x: str, path: Path, title: str = "") -> Path
     axes[0].set_ylim(-0.02, 1.02)
     axes[0].set_ylabel(f"exact match over ({l_main}, {l_aux}]")
     axes[1].set_ylabel("furthest length reached")
-    numeric = pd.api.types.is_numeric_dtype(table[x]) and table[x].min() > 0
+    numeric = (pd.api.types.is_numeric_dtype(table[x]) and not pd.api.types.is_bool_dtype(table[x])
+               and table[x].min() > 0)
     for ax, name in zip(axes, ("band score", f"furthest length (exact match >= {REACH} up to it)")):
         if numeric and table[x].max() / table[x].min() >= 4:
             ax.set_xscale("log")
@@ -112,7 +130,10 @@ def reach_x(table: pd.DataFrame) -> str | None:
 def reach_section(df: pd.DataFrame, main: str, sweep_path: Path) -> list[str]:
     """Report lines for `--reach MAIN`: every seed's band score and furthest length, the mean and
     range per grid point, and `reach_<main>.png` (and `reach_<main>.csv`) in the sweep directory."""
-    table = reach_table(df, main)
+    try:
+        table = reach_table(df, main)
+    except UserError as error:  # a sweep still under way: say so, and keep the rest of the report
+        return [f"## How far {main} reaches", "", f"Nothing to score yet: {error}.", ""]
     atomic_write_text(Path(sweep_path) / f"reach_{main}.csv", table.to_csv(index=False))
     keys = list(table.columns[: list(table.columns).index("seed")])
     summary = (table.groupby(keys, dropna=False, sort=False)

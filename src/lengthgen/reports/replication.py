@@ -67,6 +67,9 @@ def load_seed_sets(root: Path, preset, scale: str) -> list[SeedSet]:
         unfinished = int((df.drop_duplicates("run")["status"] != "done").sum())
         has_results = not df.dropna(subset=["step"]).empty
         judged = df.iloc[0:0] if not has_results else preset.analyze(df, path) if preset.analyze is not None else df
+        if has_results and not {"run", "seed"} <= set(judged.columns):
+            raise UserError(f"{preset.name} judges a table without runs and seeds (an analysis of its models), so "
+                            "seed sets cannot be merged; compare its seed sets' report.md files instead")
         _, verdict, _ = _verdict(preset, judged, unfinished)
         seeds = sorted(int(s) for s in df["seed"].unique())
         sets.append(SeedSet(path.name, seeds, judged, verdict, unfinished))
