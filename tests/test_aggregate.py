@@ -130,8 +130,8 @@ def run_tiny_preset(name: str, root) -> tuple[SweepDir, list]:
 
     spec = get_preset(name).spec("cpu", seeds=[0])
     spec = spec.model_copy(update={"overrides": ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=2",
-                                                 "train.snapshot_steps=[]", "eval.n=4", "eval.lengths=[2,5,9,17,33]", "model.layers=1",
-                                                 "model.d_model=32", "model.d_ff=64", "model.heads=2",
+                                                 "train.snapshot_steps=[]", "eval.n=4", "eval.lengths=[2,5,9,17,33]",
+                                                 "model.layers=1", "model.d_model=32", "model.d_ff=64", "model.heads=2",
                                                  "data.batch_size=8"]})
     sweep = SweepDir(root / spec.name)
     sweep.prepare(spec, force=False)
