@@ -102,7 +102,8 @@ def run_cost(cfg: ExperimentConfig, sample: int = 64) -> float:
                     continue
                 eval_tokens += cfg.eval.n * example.seq_len
     tc = cfg.train
-    evaluations = (1 + (tc.steps - 1) // tc.eval_every if tc.eval_every else 1) + len(tc.snapshot_steps)
+    regular = set(range(tc.eval_every, tc.steps, tc.eval_every)) if tc.eval_every else set()
+    evaluations = len(regular | set(tc.snapshot_steps)) + 1  # the final one too; a snapshot may be regular
     weights = matmul_parameters(cfg, len(vocab))
     return 6 * weights * tokens_per_step * tc.steps + 2 * weights * eval_tokens * evaluations
 

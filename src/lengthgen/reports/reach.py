@@ -84,7 +84,7 @@ def plot_reach(table: pd.DataFrame, x: str, path: Path, title: str = "") -> Path
     """Band score and furthest length against the grid key `x`: a dot per seed, the mean as a line,
     one colour per combination of the other grid keys that vary; L_main and L_aux as dashed lines."""
     plt = pyplot()
-    keys = [k for k in table.columns[: list(table.columns).index("seed")] if k != x]
+    keys = [k for k in grid_columns(table) if k != x]
     shown = varying_keys(table, keys) if keys else []
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8), dpi=120)
     groups = table.groupby(shown, dropna=False, sort=False) if shown else [((), table)]
@@ -120,7 +120,7 @@ def plot_reach(table: pd.DataFrame, x: str, path: Path, title: str = "") -> Path
 def reach_x(table: pd.DataFrame) -> str | None:
     """The grid key to put on the x axis: the first numeric key with several values (train.steps in
     a budget sweep), else the first key with several values; None if nothing varies."""
-    keys = list(table.columns[: list(table.columns).index("seed")])
+    keys = grid_columns(table)
     several = [k for k in keys if table[k].nunique(dropna=True) > 1]
     numeric = [k for k in several
                if pd.api.types.is_numeric_dtype(table[k]) and not pd.api.types.is_bool_dtype(table[k])]
@@ -135,7 +135,7 @@ def reach_section(df: pd.DataFrame, main: str, sweep_path: Path) -> list[str]:
     except UserError as error:  # a sweep still under way: say so, and keep the rest of the report
         return [f"## How far {main} reaches", "", f"Nothing to score yet: {error}.", ""]
     atomic_write_text(Path(sweep_path) / f"reach_{main}.csv", table.to_csv(index=False))
-    keys = list(table.columns[: list(table.columns).index("seed")])
+    keys = grid_columns(table)
     summary = (table.groupby(keys, dropna=False, sort=False)
                .agg(seeds=("seed", "count"), band_mean=("band", "mean"), band_min=("band", "min"),
                     band_max=("band", "max"), furthest_mean=("furthest", "mean"), furthest_min=("furthest", "min"),
