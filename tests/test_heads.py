@@ -2,16 +2,24 @@
 checkpoints, the CLI, and the b-heads rule."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from lengthgen.analysis.ablation import EvalSetup, ablation_map, head_map, head_means, parse_heads
+from lengthgen.analysis.ablation import EvalSetup, ablation_map, ablator, head_map, head_means, parse_heads
 from lengthgen.analysis.attention import attention_difference, capture_patterns
 from lengthgen.analysis.stats import pearson, spearman
-from lengthgen.analysis.tracking import analyze_run, correlations, resolve_settings, select_checkpoints
+from lengthgen.analysis.tracking import (
+    HEADS_DIR,
+    analyze_run,
+    analyze_runs,
+    correlations,
+    resolve_settings,
+    select_checkpoints,
+)
 from lengthgen.cli.main import main
 from lengthgen.data import build_spec, eval_examples, matched_eval_examples
 from lengthgen.errors import UserError
@@ -20,6 +28,7 @@ from lengthgen.model.hooks import replace_head_output
 from lengthgen.model.transformer import Attention
 from lengthgen.positions import PolicySettings
 from lengthgen.presets.heads import RULE_V1, check_heads, judge, seed_table
+from lengthgen.store.rundir import RunDir
 from lengthgen.tasks import make_task
 from lengthgen.tasks.base import relabel
 from lengthgen.vocab import Vocab
@@ -31,8 +40,9 @@ LETTERS = "abcd"
 SETTINGS = PolicySettings(64)
 
 
-def handbuilt() -> Decoder:
-    """1 layer, 2 heads of width 8, NoPE, no MLP, for copy of one letter (`a=` -> `a`).
+def handbuilt(layers: int = 1) -> Decoder:
+    """1 layer, 2 heads of width 8, NoPE, no MLP, for copy of one letter (`a=` -> `a`); with
+    `layers` > 1 the later blocks are all zeros, so they pass the residual through unchanged.
 
     Residual dims: 0..5 one-hot current token (<bos>, =, a..d); 6..9 the letter head 0 found;
     10 a dim nothing reads. Head 0 attends from `=` to the letter (query "I am =", key "I am a
@@ -40,7 +50,7 @@ def handbuilt() -> Decoder:
     carries the answer. After a letter the LM head says <eos> from the current token. Head 1
     attends uniformly and writes the <bos> share into dim 10, which nothing reads.
     """
-    model = Decoder(ModelConfig(layers=1, heads=2, d_model=16, d_ff=4, encoding="nope", attention="math"),
+    model = Decoder(ModelConfig(layers=layers, heads=2, d_model=16, d_ff=4, encoding="nope", attention="math"),
                     len(VOCAB), max_position=64).eval()
     d, hd, answer, spare = 16, 8, 6, 10
     dims = {t: i for i, t in enumerate(["<bos>", "="] + list(LETTERS))}
@@ -222,6 +232,36 @@ def test_tracking_over_checkpoints_is_reproducible(pair_run, tmp_path):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(twin, name))
     again = analyze_run(pair_run, settings, steps)  # read back from the files
     pd.testing.assert_frame_equal(again.tracking, first.tracking, check_dtype=False)
+
+
+@pytest.mark.parametrize("kind,mode", [("mean", "teacher_forced"), ("zero", "greedy"), ("mean", "greedy")])
+def test_ablation_map_scores_each_head_as_ablating_it_alone(kind, mode):
+    model = handbuilt(layers=2)
+    setup_ = setup(n=24, mode=mode)
+    # 5 rows a pass: a head's 24 copies are split across passes, and passes mix heads and layers.
+    baseline, batched = ablation_map(model, [letter_spec()], [1], setup_, kind, rows=5)
+    alone = [setup_.evaluate(model, [letter_spec()], [1], adapt=ablator(kind, [(layer, head)], setup_))[0].exact_match
+             for layer in range(2) for head in range(2)]
+    assert batched["exact_match"].tolist() == alone
+    assert batched[["layer", "head"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert alone[0] < 1.0 and alone[1:] == [1.0, 1.0, 1.0]  # only the answer head matters
+    assert batched["baseline"].tolist() == [baseline[0].exact_match] * 4 == [1.0] * 4
+
+
+@pytest.mark.slow
+def test_runs_analysed_in_worker_processes_match_one_process(pair_run, tmp_path):
+    settings = resolve_settings(pair_run.read_config(), lengths=[2, 5], n=8)
+    steps = [20, 40]
+    copies = []
+    for name in ("a", "b"):
+        shutil.copytree(pair_run.path, tmp_path / name, ignore=shutil.ignore_patterns(HEADS_DIR))
+        copies.append(RunDir(tmp_path / name))
+    parallel = analyze_runs([(run, settings, steps) for run in copies], workers=2, progress=False)
+    serial = analyze_run(copies[0], settings, steps, force=True)  # recomputed here, in this process
+    for results in parallel:
+        for name in ("maps", "attention", "tracking"):
+            pd.testing.assert_frame_equal(getattr(results, name), getattr(serial, name), check_dtype=False)
+    assert [r.path for r in parallel] == [run.path / HEADS_DIR for run in copies]
 
 
 def run_cli(capsys, *argv):

@@ -152,6 +152,19 @@ def check_positions_fit(model: Decoder, specs: list[TaskSpec], lengths: list[int
                 "evaluation lengths")
 
 
+def scorer_for(model, mode: str) -> Callable:
+    """The scorer of `mode` for this model: the PPC scorer when it has a position head. Every
+    scorer returns the per-example exact match first."""
+    return (PPC_SCORERS if has_position_head(model) else SCORERS)[mode]
+
+
+def evaluation_sets(specs: list[TaskSpec], lengths: list[int]) -> list[tuple[TaskSpec, int]]:
+    """The (task variant, length) sets `evaluate` scores, in its order: every evaluation variant of
+    every task at each length it can make."""
+    return [(spec, length) for spec in (variant for s in specs for variant in s.eval_variants())
+            for length in lengths if can_make(spec.eval_task, length)]
+
+
 @torch.no_grad()
 def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: int, eval_seed: int,
              policy: str, settings: PolicySettings, vocab: Vocab, mode: str = "teacher_forced",
@@ -168,11 +181,10 @@ def evaluate(model: Decoder, specs: list[TaskSpec], lengths: list[int], *, n: in
     batch is the one a single process would score (the same examples, the same padding).
     """
     ppc = has_position_head(model)
-    scorer = (PPC_SCORERS if ppc else SCORERS)[mode]
+    scorer = scorer_for(model, mode)
     was_training = model.training
     model.eval()
-    sets = [(spec, length) for spec in (variant for s in specs for variant in s.eval_variants())
-            for length in lengths if can_make(spec.eval_task, length)]
+    sets = evaluation_sets(specs, lengths)
     units = [(i, start) for i in range(len(sets)) for start in range(0, n, batch_size)]
     counts, current, examples = {}, None, []
     mine = units[distributed.rank()::distributed.world_size()]

@@ -1,8 +1,12 @@
-"""Where and how tensors are computed: device, precision, threads."""
+"""Where and how tensors are computed: device, precision, threads, worker processes."""
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Callable, Iterator
 
 import torch
 
@@ -62,3 +66,38 @@ def set_threads(threads: int) -> None:
     """Use `threads` intra-op threads (0 keeps torch's default)."""
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def _ignore_interrupt() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group, and only the parent acts on it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def in_processes(fn: Callable, items: list, workers: int) -> Iterator[tuple[object, Future]]:
+    """fn(item) for every item in `workers` spawned processes (each sets its own thread count);
+    yields (item, its finished future) in the order they finish.
+
+    If the caller stops early (Ctrl-C, an error, it stops reading), queued items are cancelled
+    and running ones terminated at once: waiting for them would make Ctrl-C wait for all the work.
+    Close the generator (`contextlib.closing`) to make that happen at a known point.
+    """
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_ignore_interrupt)
+    finished = False
+    try:
+        futures = {pool.submit(fn, item): item for item in items}
+        for future in as_completed(futures):
+            yield futures[future], future
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            # The pool has no public handle on its processes; without terminating them, running
+            # work would go on after the caller stopped.
+            processes = list((pool._processes or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=30)

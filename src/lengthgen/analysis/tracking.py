@@ -27,17 +27,20 @@ checkpoint). The same settings and checkpoints again read those files instead of
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from ..config import MAX_COUNT
 from ..errors import UserError
 from ..experiment import build_experiment
 from ..reports.aggregate import generalization_gap
 from ..reports.plots import plot_heatmaps, plot_tracking
+from ..runtime import in_processes, set_threads
 from ..store.checkpoint import checkpoint_dirs, checkpoint_step, find_checkpoint, load_weights
 from ..store.fileio import atomic_write_text
 from ..store.rundir import RunDir
@@ -213,6 +216,29 @@ def analyze_run(run: RunDir, settings: HeadSettings, steps: list[int], device: s
                           correlations(tracked))
     write_results(results, settings, steps, title=cfg.name)
     return results
+
+
+def _analyze_alone(job: tuple[Path, HeadSettings, list[int]]) -> None:
+    """`analyze_run` in a worker process of one thread; the results go to the run's files."""
+    set_threads(1)
+    path, settings, steps = job
+    analyze_run(RunDir(path), settings, steps)
+
+
+def analyze_runs(jobs: list[tuple[RunDir, HeadSettings, list[int]]], workers: int = 1,
+                 progress: bool = True) -> list[HeadResults]:
+    """`analyze_run` for each (run, settings, steps), in order. With workers > 1 the runs not yet
+    analysed are shared out to that many one-thread processes, then every result is read from its
+    files. Ctrl-C stops the workers; the runs they finished are kept, and the next call reuses them."""
+    todo = [(run.path, settings, steps) for run, settings, steps in jobs
+            if _cached(run.path / HEADS_DIR, settings, steps) is None]
+    if workers > 1 and len(todo) > 1:
+        with tqdm(total=len(todo), desc="head analysis", unit="run", disable=not progress, dynamic_ncols=True) as bar, \
+                contextlib.closing(in_processes(_analyze_alone, todo, workers)) as finished:
+            for _, future in finished:
+                future.result()  # a worker's error is raised here, as it would be without workers
+                bar.update()
+    return [analyze_run(run, settings, steps) for run, settings, steps in jobs]
 
 
 def write_results(results: HeadResults, settings: HeadSettings, steps: list[int], title: str = "") -> None:

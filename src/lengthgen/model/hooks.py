@@ -54,6 +54,20 @@ def replace_heads_output(layer: int, values: dict[int, torch.Tensor | float]) ->
     return {f"blocks.{layer}.attn.hook_z": fn}
 
 
+def replace_heads_output_by_row(layer: int, ablate: torch.Tensor, values: torch.Tensor) -> dict[str, HookFn]:
+    """A `replace` entry that ablates different heads in different rows of one batch: where
+    `ablate[row, head]` is True, that head's output (hook_z) at every position of the row becomes
+    `values[head]` ([heads, d_head]: zeros or means). Rows never mix, so one forward pass scores
+    many single-head ablations side by side."""
+
+    def fn(z: torch.Tensor) -> torch.Tensor:
+        # z: [batch, pos, head, d_head]; `ablate` has one row per batch row (the same rows, also
+        # at every step of KV-cached decoding).
+        return torch.where(ablate[:, None, :, None], values.to(z.dtype)[None, None], z)
+
+    return {f"blocks.{layer}.attn.hook_z": fn}
+
+
 def replace_head_output(layer: int, head: int, value: torch.Tensor | float = 0.0) -> dict[str, HookFn]:
     """A `replace` entry that sets one head's output (hook_z) to `value` (zero or a mean)."""
     return replace_heads_output(layer, {head: value})

@@ -22,13 +22,15 @@ a checkpoint every 250). Paper scale: Paper B's model and steps, a checkpoint ev
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from ..analysis.stats import pearson, spearman
-from ..analysis.tracking import HEADS_DIR, analyze_run, final_maps, resolve_settings, select_checkpoints
+from ..analysis.tracking import HEADS_DIR, analyze_runs, final_maps, resolve_settings, select_checkpoints
 from ..reports.plots import plot_heatmaps, plot_tracking
 from ..reports.tables import markdown_table
 from ..store.fileio import atomic_write_text
@@ -108,13 +110,17 @@ def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
     path = Path(path)
     preset = path / "preset.json"
     scale = json.loads(preset.read_text()).get("scale", "cpu") if preset.is_file() else "cpu"
-    frames = []
     done = df[df["status"] == "done"].drop_duplicates("run")
+    jobs = []
     for _, row in done.iterrows():
         run = RunDir(path / "runs" / row["run"])
         cfg = run.read_config()
-        settings = resolve_settings(cfg, n=min(ANALYSIS_N.get(scale, 64), cfg.eval.n))
-        tracking = analyze_run(run, settings, select_checkpoints(run)).tracking
+        jobs.append((run, resolve_settings(cfg, n=min(ANALYSIS_N.get(scale, 64), cfg.eval.n)), select_checkpoints(run)))
+    # On the CPU one process per core; one GPU is better used by one process.
+    workers = 1 if torch.cuda.is_available() else os.cpu_count() or 1
+    frames = []
+    for (_, row), results in zip(done.iterrows(), analyze_runs(jobs, workers)):
+        tracking = results.tracking
         frames.append(tracking.assign(pair=PAIRS.get(row["data.group"], row["data.group"]),
                                       **{"data.group": row["data.group"]}, seed=row["seed"], run=row["run"]))
     columns = ["pair", "data.group", "seed", "run", "step", "gap", "map_distance", "attention_diff",

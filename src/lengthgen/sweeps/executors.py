@@ -6,12 +6,11 @@ trains the run, resuming it when it already has a checkpoint. Executors are regi
 
 from __future__ import annotations
 
+import contextlib
 import json
-import multiprocessing
-import signal
 import time
 import traceback
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, as_completed
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -20,7 +19,7 @@ from ..config import build_config
 from ..errors import UserError
 from ..experiment import build_experiment
 from ..registry import Registry
-from ..runtime import set_threads
+from ..runtime import in_processes, set_threads
 from ..store.fileio import atomic_write_text
 from ..store.rundir import RunDir
 from ..train import run_training
@@ -79,11 +78,6 @@ EXECUTORS = Registry("executor")
 register_executor = EXECUTORS.register
 
 
-def _ignore_interrupt() -> None:
-    """Worker initializer: Ctrl-C reaches the whole process group, and only the parent acts on it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @register_executor("local")
 def run_local(jobs: list[Job], workers: int, address: str | None = None) -> Iterator[JobResult]:
     """Worker processes on this machine (spawned, so each sets its own thread count).
@@ -100,29 +94,12 @@ def run_local(jobs: list[Job], workers: int, address: str | None = None) -> Iter
 
 
 def _local_results(jobs: list[Job], workers: int) -> Iterator[JobResult]:
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_ignore_interrupt)
-    finished = False
-    try:
-        futures = {pool.submit(execute_job, job): job for job in jobs}
-        for future in as_completed(futures):
+    with contextlib.closing(in_processes(execute_job, jobs, workers)) as finished:
+        for job, future in finished:
             try:
                 yield future.result()
             except BrokenExecutor as err:  # a worker was killed (out of memory, signal): record it, go on
-                yield JobResult(futures[future].name, "failed", 0.0, f"worker process died: {err}")
-        finished = True
-    finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            # The pool has no public handle on its processes; without terminating them, running
-            # jobs would train on after the sweep was stopped.
-            processes = list((pool._processes or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.join(timeout=30)
+                yield JobResult(job.name, "failed", 0.0, f"worker process died: {err}")
 
 
 @register_executor("ray")
