@@ -61,6 +61,7 @@ def test_report_has_the_union_verdict_and_every_seeds_effect(seed_sets, capsys):
     text = path.read_text()
     assert "| b-single-aux-string-cpu-seeds-3-4-5 | 3, 4, 5 | INCONCLUSIVE | not replicated (INCONCLUSIVE) |" in text
     assert "**The same rule over all 6 seeds (0, 1, 2, 3, 4, 5): PASS**" in text  # best of six is seed 1
+    assert "more lenient than any one set" in text  # a best-seed rule over the union
     # Every seed's own effect (with reverse minus the same seed alone), its mean and the count >= 0.3.
     line = next(x for x in text.splitlines() if x.startswith("| group=string-reverse-only") and "all seeds" in x)
     assert "0: 0.100, 1: 0.900, 2: 0.200, 3: 0.100, 4: 0.200, 5: 0.250" in line
@@ -115,6 +116,7 @@ def test_a_preset_that_judges_an_analysis_is_judged_on_it_in_every_set(tmp_path)
     text = write_replication_report(tmp_path, preset, "cpu").read_text()
     assert "| b-heads-cpu-seeds-3-4-5 | 3, 4, 5 | FAIL | not replicated (FAIL) |" in text
     assert "**The same rule over all 6 seeds (0, 1, 2, 3, 4, 5): FAIL**" in text  # 3 of 6 is not more than half
+    assert "a majority of its counted seeds, now of every seed" in text and "lenient" not in text
     line = next(x for x in text.splitlines() if x.startswith("| related") and "all seeds" in x)
     assert "0: 1.000, 1: 1.000, 2: -1.000, 3: 1.000, 4: -1.000, 5: -1.000" in line and "3 of 6" in line
 

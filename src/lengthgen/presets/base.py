@@ -42,6 +42,9 @@ class SeedScore:
     # fn(results table) -> one row per (point, seed): columns point (a label), seed, value.
     score: Callable[[pd.DataFrame], pd.DataFrame]
     threshold: float | None = None  # the value a seed must reach to count (drawn as a line)
+    # How the preset's rule reads over the union of seed sets (a sentence of the replication report).
+    union_note: str = ("Over the union the rule's best seed is the best of every seed, which is more lenient than "
+                       "any one set; read it with the per-seed numbers below.")
 
 
 @dataclass(frozen=True)

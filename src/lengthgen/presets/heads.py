@@ -229,4 +229,6 @@ register_preset(Preset(
     "training for a related pair (swapcase-reverse + reverse) and not for a control pair (copy + reverse).",
     {scale: _tree(scale) for scale in SCALES}, check_heads, [], heads_report, analyze_sweep,
     per_seed=SeedScore("Spearman(map distance at lengths <= L_main, gap) over the checkpoints where both tasks fit",
-                       seed_correlations, TRACKS)))
+                       seed_correlations, TRACKS,
+                       union_note="Over the union the rule still asks each pair for a majority of its counted "
+                                  "seeds, now of every seed; read it with the per-seed numbers below.")))

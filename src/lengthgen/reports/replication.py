@@ -4,8 +4,9 @@
 (`<name>-<scale>-seeds-3-4-5`), never mixed into the original. This module reads the original and
 every replication in a sweeps folder and writes `<name>-<scale>-replication.md` beside them:
 - each seed set's verdict under the preset's own rule, and whether a PASS replicated;
-- the same rule over the union of the seed sets (its "best seed" is then the best of all seeds,
-  a more lenient reading; the mean and the count of seeds that reach the threshold sit beside it);
+- the same rule over the union of the seed sets (a rule on the best seed then reads the best of all
+  seeds, a more lenient reading; a rule on a majority of seeds needs a majority of all; the preset's
+  `per_seed.union_note` says which, and the per-seed numbers sit beside it);
 - every seed's own score (the preset's `per_seed`, e.g. the transfer effect), as a table and as a
   plot `<name>-<scale>-replication.png`.
 It trains nothing.
@@ -38,6 +39,10 @@ class SeedSet:
     results: pd.DataFrame
     verdict: str
     unfinished: int
+
+# Presets without a per-seed score: what reading every seed as one set does depends on the rule.
+UNION_NOTE = ("Over the union the rule reads every seed as one set: a rule on the best seed becomes more lenient, "
+              "a rule on a majority of seeds needs a majority of all; read it with each set's verdict above.")
 
 
 def replication_sweeps(root: Path, preset: str, scale: str) -> list[Path]:
@@ -173,8 +178,7 @@ def write_replication_report(root: str | Path, preset, scale: str) -> Path:
              markdown_table(table), "",
              f"**The same rule over all {len(all_seeds)} seeds ({', '.join(map(str, all_seeds))}): {verdict}**"
              + (f" ({unfinished} runs unfinished)" if unfinished else ""), "",
-             "Over the union the rule's best seed is the best of every seed, which is more lenient than any one "
-             "set; read it with the per-seed numbers below.", ""]
+             preset.per_seed.union_note if preset.per_seed is not None else UNION_NOTE, ""]
     if judged is not None:
         lines += [f"Rule: {judged.rule}", "", markdown_table(judged.numbers), ""]
     scores = seed_scores(preset, sets)
