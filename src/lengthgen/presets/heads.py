@@ -6,8 +6,9 @@ Two pairs are trained jointly with a checkpoint at every evaluation, same model,
   control  `control-copy-reverse`  copy (main) + reverse (aux), no transfer expected (B2)
 Both share the auxiliary, so the pairs differ only in how the main task relates to it. After the
 sweep every finished run is analysed at every checkpoint (`analysis.tracking.analyze_run`, mean
-ablation, matched prompts over the whole sequence, the run's evaluation lengths up to L_aux)
-and the check correlates the map distance with the gap over the checkpoints of each seed.
+ablation, matched prompts over the whole sequence, the run's evaluation lengths up to L_aux; the
+runs shared out to one-thread processes, one per core) and the check correlates the map distance
+with the gap over the checkpoints of each seed.
 The rule (RULE, written 2026-12-06 before its first run) correlates only over the checkpoints
 where both tasks are learned, with the maps measured at lengths <= L_main: over every checkpoint
 both quantities grow while the tasks are learned, so any pair "tracks" (RULE_V1, the rule until
