@@ -23,8 +23,8 @@ from lengthgen.analysis.tracking import (
 from lengthgen.cli.main import main
 from lengthgen.data import build_spec, eval_examples, matched_eval_examples
 from lengthgen.errors import UserError
-from lengthgen.model import Decoder, Hooks, ModelConfig
-from lengthgen.model.hooks import replace_head_output
+from lengthgen.model import Decoder, Hooks, KVCache, ModelConfig
+from lengthgen.model.hooks import replace_head_output, replace_heads_output_by_row
 from lengthgen.model.transformer import Attention
 from lengthgen.positions import PolicySettings
 from lengthgen.presets.heads import RULE_V1, check_heads, judge, seed_table
@@ -238,14 +238,51 @@ def test_tracking_over_checkpoints_is_reproducible(pair_run, tmp_path):
 def test_ablation_map_scores_each_head_as_ablating_it_alone(kind, mode):
     model = handbuilt(layers=2)
     setup_ = setup(n=24, mode=mode)
-    # 5 rows a pass: a head's 24 copies are split across passes, and passes mix heads and layers.
-    baseline, batched = ablation_map(model, [letter_spec()], [1], setup_, kind, rows=5)
-    alone = [setup_.evaluate(model, [letter_spec()], [1], adapt=ablator(kind, [(layer, head)], setup_))[0].exact_match
-             for layer in range(2) for head in range(2)]
+    # Two sets (at one letter reverse is copy, with its own examples and ablation means); 5 rows a
+    # pass, so a head's 24 copies are split across passes and passes mix heads and layers.
+    specs = [letter_spec(), build_spec({"task": "reverse", "lengths": [1, 1], "params": {"alphabet": LETTERS}})]
+    baseline, batched = ablation_map(model, specs, [1], setup_, kind, rows=5)
+    alone = [r.exact_match for layer in range(2) for head in range(2)
+             for r in setup_.evaluate(model, specs, [1], adapt=ablator(kind, [(layer, head)], setup_))]
     assert batched["exact_match"].tolist() == alone
-    assert batched[["layer", "head"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
-    assert alone[0] < 1.0 and alone[1:] == [1.0, 1.0, 1.0]  # only the answer head matters
-    assert batched["baseline"].tolist() == [baseline[0].exact_match] * 4 == [1.0] * 4
+    assert batched[["layer", "head", "task"]].values.tolist() == [
+        [layer, head, task] for layer in range(2) for head in range(2) for task in ("copy", "reverse")]
+    assert max(alone[:2]) < 1.0 and alone[2:] == [1.0] * 6  # only the answer head matters
+    assert batched["baseline"].tolist() == [r.exact_match for r in baseline] * 4 == [1.0] * 8
+
+
+@pytest.mark.parametrize("with_cache", [False, True])
+def test_heads_ablated_by_row_match_each_row_ablated_alone(with_cache):
+    """Every row of one batch with its own head ablated (or none) gives the logits of that row run
+    alone with only that head ablated: no row sees another row's ablation, in a full pass and in
+    KV-cached decoding steps."""
+    model = random_model(layers=2)
+    torch.manual_seed(1)
+    tokens, positions = torch.randint(0, len(VOCAB), (5, 9)), torch.arange(9).expand(5, 9)
+    values = {layer: torch.randn(2, 8) for layer in range(2)}
+    assigned = [(0, 0), (0, 1), (1, 0), (1, 1), None]  # row 4 ablates nothing
+    replace = {}
+    for layer in range(2):
+        ablate = torch.tensor([[a == (layer, h) for h in range(2)] for a in assigned])
+        replace.update(replace_heads_output_by_row(layer, ablate, values[layer]))
+
+    def logits(model_tokens, hooks):
+        if not with_cache:
+            return model(model_tokens, positions[: len(model_tokens)], hooks=hooks)
+        cache = KVCache()  # the prefix, then one token at a time
+        out = [model(model_tokens[:, :6], positions[: len(model_tokens), :6], cache=cache, hooks=hooks)]
+        for t in range(6, 9):
+            out.append(model(model_tokens[:, t : t + 1], positions[: len(model_tokens), t : t + 1], cache=cache,
+                             hooks=hooks))
+        return torch.cat(out, dim=1)
+
+    with torch.no_grad():
+        together = logits(tokens, Hooks(replace=replace))
+        for row, head in enumerate(assigned):
+            hooks = Hooks(replace=replace_head_output(head[0], head[1], values[head[0]][head[1]])) if head else None
+            alone = logits(tokens[row : row + 1], hooks)
+            assert torch.allclose(together[row], alone[0], atol=1e-5), (row, head)
+        assert not torch.allclose(together[0], model(tokens, positions)[0], atol=1e-3)  # the ablation bites
 
 
 @pytest.mark.slow

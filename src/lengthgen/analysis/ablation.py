@@ -147,43 +147,48 @@ def ablator(kind: str, heads: list[Head], setup: EvalSetup, ref_n: int = REF_N) 
     return adapt
 
 
-MAP_ROWS = 1024  # examples per forward pass of `ablation_map` (a set's examples, once per head)
-
-
 @torch.no_grad()
 def ablation_map(model, specs: list[TaskSpec], lengths: list[int], setup: EvalSetup, kind: str = "mean",
-                 step: int = 0, rows: int = MAP_ROWS) -> tuple[list[EvalRow], pd.DataFrame]:
+                 step: int = 0, rows: int | None = None) -> tuple[list[EvalRow], pd.DataFrame]:
     """Exact match with each head ablated alone, for every task and length it can make.
 
-    The same numbers as scoring each head with `ablator` on its own, in far fewer forward passes:
-    a set's examples are repeated once per head, each copy with its own head ablated
-    (`replace_heads_output_by_row`), `rows` examples to a pass. Ablation values come from the
-    set's first REF_N examples of the unablated model, as in `ablator`.
+    What scoring each head with `ablator` on its own gives, in far fewer forward passes: a set's
+    examples are repeated once per head, each copy with its own head ablated
+    (`replace_heads_output_by_row`), `rows` examples to a pass (default: the evaluation batch
+    size, which so still bounds memory). Rows never mix, so the numbers are the same up to the
+    floating-point differences a kernel may show between batch shapes (none on this project's CPU,
+    float32 or bf16, over every checkpoint of b-heads). Ablation values come from the set's first
+    REF_N examples of the unablated model, as in `ablator`. Not split over data-parallel ranks:
+    every rank computes the whole map.
 
     Returns the unablated rows and a table with columns step, task, length, layer, head,
-    exact_match (ablated), baseline (unablated) and drop = baseline - exact_match.
+    exact_match (ablated), baseline (unablated) and drop = baseline - exact_match, ordered by
+    head, then task and length.
     """
     layers, heads = check_hooked(model)
     values_fn = ABLATIONS.lookup(kind)  # a bad kind fails before any scoring
+    rows = setup.batch_size if rows is None else rows
     if rows < 1:
         raise UserError(f"rows must be >= 1, got {rows}")
     baseline = setup.evaluate(model, specs, lengths, step)
-    base = {(r.task, r.length): r.exact_match for r in baseline}
     every = [(layer, head) for layer in range(layers) for head in range(heads)]
     scorer = scorer_for(model, setup.mode)
     was_training = model.training
     model.eval()
+    try:
+        hits = {}  # (task, length) -> exact examples per head of `every`
+        for spec, length in evaluation_sets(specs, lengths):
+            examples = eval_examples(spec, length, setup.n, setup.eval_seed, setup.policy, setup.settings)
+            values = values_fn(model, examples[:REF_N], setup, list(range(layers)))
+            hits[spec.name, length] = _exact_per_head(model, examples, every, values, setup, scorer, rows)
+    finally:
+        model.train(was_training)
     table = []
-    for spec, length in evaluation_sets(specs, lengths):
-        examples = eval_examples(spec, length, setup.n, setup.eval_seed, setup.policy, setup.settings)
-        values = values_fn(model, examples[:REF_N], setup, list(range(layers)))
-        hits = _exact_per_head(model, examples, every, values, setup, scorer, rows)
-        for (layer, head), exact in zip(every, hits):
-            em = exact / setup.n
-            table.append({"step": step, "task": spec.name, "length": length, "layer": layer, "head": head,
-                          "exact_match": em, "baseline": base[spec.name, length],
-                          "drop": base[spec.name, length] - em})
-    model.train(was_training)
+    for k, (layer, head) in enumerate(every):
+        for r in baseline:
+            em = hits[r.task, r.length][k] / setup.n
+            table.append({"step": step, "task": r.task, "length": r.length, "layer": layer, "head": head,
+                          "exact_match": em, "baseline": r.exact_match, "drop": r.exact_match - em})
     return baseline, pd.DataFrame(table, columns=["step", "task", "length", "layer", "head", "exact_match",
                                                   "baseline", "drop"])
 
@@ -191,21 +196,21 @@ def ablation_map(model, specs: list[TaskSpec], lengths: list[int], setup: EvalSe
 def _exact_per_head(model, examples: list[Example], every: list[Head], values: dict[int, torch.Tensor],
                     setup: EvalSetup, scorer: Callable, rows: int) -> np.ndarray:
     """Per head of `every`: how many `examples` stay exact with that head alone set to its value."""
-    copies = [(k, i) for k in range(len(every)) for i in range(len(examples))]
+    n = len(examples)
     layer_of = torch.tensor([layer for layer, _ in every])
     head_of = torch.tensor([head for _, head in every])
     all_heads = torch.arange(model.cfg.heads)
     hits = np.zeros(len(every), dtype=np.int64)
-    for start in range(0, len(copies), rows):
-        chunk = copies[start : start + rows]
-        which = torch.tensor([k for k, _ in chunk])
-        # Row r ablates head head_of[which[r]] of layer layer_of[which[r]], and nothing else.
+    for start in range(0, len(every) * n, rows):
+        # Copy c of the set is example c % n with head every[c // n] ablated.
+        copies = torch.arange(start, min(start + rows, len(every) * n))
+        which = copies // n
         own_head = head_of[which][:, None] == all_heads[None]
         replace = {}
         for layer in sorted(set(layer_of.tolist())):
             ablate = (own_head & (layer_of[which] == layer)[:, None]).to(setup.device)
             replace.update(replace_heads_output_by_row(layer, ablate, values[layer]))
-        exact, *_ = scorer(HookedModel(model, Hooks(replace=replace)), [examples[i] for _, i in chunk],
+        exact, *_ = scorer(HookedModel(model, Hooks(replace=replace)), [examples[i] for i in (copies % n).tolist()],
                            setup.vocab, setup.device, setup.precision)
         np.add.at(hits, which.numpy(), exact.astype(np.int64))
     return hits

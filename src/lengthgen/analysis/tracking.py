@@ -227,16 +227,17 @@ def _analyze_alone(job: tuple[Path, HeadSettings, list[int]]) -> None:
 
 def analyze_runs(jobs: list[tuple[RunDir, HeadSettings, list[int]]], workers: int = 1,
                  progress: bool = True) -> list[HeadResults]:
-    """`analyze_run` for each (run, settings, steps), in order. With workers > 1 the runs not yet
-    analysed are shared out to that many one-thread processes, then every result is read from its
-    files. Ctrl-C stops the workers; the runs they finished are kept, and the next call reuses them."""
+    """`analyze_run` for each (run, settings, steps), in order. With workers > 1 and more than one
+    run not yet analysed, those runs are shared out to up to `workers` one-thread processes, then
+    every result is read from its files. Ctrl-C or an error in one run stops the workers: the runs
+    they finished are kept (the next call reuses them), the others are redone."""
     todo = [(run.path, settings, steps) for run, settings, steps in jobs
             if _cached(run.path / HEADS_DIR, settings, steps) is None]
     if workers > 1 and len(todo) > 1:
         with tqdm(total=len(todo), desc="head analysis", unit="run", disable=not progress, dynamic_ncols=True) as bar, \
-                contextlib.closing(in_processes(_analyze_alone, todo, workers)) as finished:
+                contextlib.closing(in_processes(_analyze_alone, todo, min(workers, len(todo)))) as finished:
             for _, future in finished:
-                future.result()  # a worker's error is raised here, as it would be without workers
+                future.result()  # a worker's error is raised here
                 bar.update()
     return [analyze_run(run, settings, steps) for run, settings, steps in jobs]
 

@@ -7,7 +7,7 @@ Two pairs are trained jointly with a checkpoint at every evaluation, same model,
 Both share the auxiliary, so the pairs differ only in how the main task relates to it. After the
 sweep every finished run is analysed at every checkpoint (`analysis.tracking.analyze_run`, mean
 ablation, matched prompts over the whole sequence, the run's evaluation lengths up to L_aux; the
-runs shared out to one-thread processes, one per core) and the check correlates the map distance
+runs shared out to one-thread processes, one per core, on a CPU) and the check correlates the map distance
 with the gap over the checkpoints of each seed.
 The rule (RULE, written 2026-12-06 before its first run) correlates only over the checkpoints
 where both tasks are learned, with the maps measured at lengths <= L_main: over every checkpoint
@@ -117,8 +117,8 @@ def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
         run = RunDir(path / "runs" / row["run"])
         cfg = run.read_config()
         jobs.append((run, resolve_settings(cfg, n=min(ANALYSIS_N.get(scale, 64), cfg.eval.n)), select_checkpoints(run)))
-    # On the CPU one process per core; one GPU is better used by one process.
-    workers = 1 if torch.cuda.is_available() else os.cpu_count() or 1
+    # On the CPU one process per core this process may use; one GPU is better used by one process.
+    workers = 1 if torch.cuda.is_available() else len(os.sched_getaffinity(0))
     frames = []
     for (_, row), results in zip(done.iterrows(), analyze_runs(jobs, workers)):
         tracking = results.tracking
