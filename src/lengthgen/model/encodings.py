@@ -91,6 +91,31 @@ class Sinusoidal(Encoding):
         return out
 
 
+def _swap_halves(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([x[..., half:], x[..., :half]], dim=-1)
+
+
+class _HalfSplitRotation(torch.autograd.Function):
+    """x * cos + swap_halves(x) * signed_sin (Llama's rotate_half with the sign folded into the sine).
+
+    The rotation is orthogonal, so its gradient is the inverse rotation, the same formula with the
+    sine negated: the backward pass saves only the angles (not x) and runs three elementwise passes
+    where autograd's graph of the same expression took seven (slices, negation, zero-filled
+    gradient buffers and their sums).
+    """
+
+    @staticmethod
+    def forward(ctx, x, cos, signed_sin):
+        ctx.save_for_backward(cos, signed_sin)
+        return torch.addcmul(x * cos, _swap_halves(x), signed_sin)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, signed_sin = ctx.saved_tensors
+        return torch.addcmul(grad * cos, _swap_halves(grad), signed_sin, value=-1), None, None
+
+
 @register_encoding("rope")
 class Rotary(Encoding):
     """Rotary embedding (Su et al.), Llama's half-split convention, theta configurable."""
@@ -102,17 +127,17 @@ class Rotary(Encoding):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def rotation(self, ids):
+        """(cos, signed sin), float32 [B, 1, T, hd]: the sine's first half negated, as rotate_half's sign."""
         angles = ids.to(torch.float32)[:, None, :, None] * self.inv_freq  # [B, 1, T, hd/2]
-        angles = torch.cat([angles, angles], dim=-1)
-        return angles.cos(), angles.sin()
+        sin = angles.sin()
+        return torch.cat([angles, angles], dim=-1).cos(), torch.cat([-sin, sin], dim=-1)
 
     def rotate(self, x, state):
+        """x [..., B, H, T, hd] rotated; leading dimensions (queries and keys stacked) broadcast."""
         # Angles are computed in float32 (rotation), but the rotation runs in x's dtype, as in HF
         # Llama: under bf16 autocast a float32 rotation doubled the attention's elementwise cost.
-        cos, sin = (t.to(x.dtype) for t in state)
-        half = x.shape[-1] // 2
-        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return x * cos + rotated * sin
+        cos, signed_sin = (t.to(x.dtype) for t in state)
+        return _HalfSplitRotation.apply(x, cos, signed_sin)
 
 
 def _distance(q_ids: torch.Tensor, k_ids: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,34 @@
+"""b-transfer-string's MQAR at zoology's budget (issue 28, item 1): is MQAR's plateau a matter of updates?
+
+Every layout, depth and learning rate tried at 1-16 pairs stayed on the bag-of-values plateau
+within 2,500-4,000 steps of 64 examples (docs/experiments.md, "Why MQAR is not learned"), that
+is at most about 130,000 MQAR examples. zoology's 2-layer cell binds after about 2,900 updates
+of 512 sequences and solves its task at about 3,900 (RECIPES.md 2.3), some 2M sequences. Here the
+preset's with-auxiliary run (copy 1-8 + MQAR 1-16, the CPU model, the preset's layout with every
+key queried) with zoology's ingredients at once: the previous-token shift (`model.token_shift: 1`,
+standing in for the short convolution), pairs weighted toward few (`length_bias: 1`,
+P(n) ~ 1/n), 512 examples a step (half of them MQAR) and 5,000 steps (2.56M examples, 1.28M of
+them MQAR), the learning rate constant between warm-up and the last 20% (WSD). Seeds 0 and 1,
+one worker each. A frozen record of 2026-12-06.
+
+    lengthgen sweep experiments/probes/mqar_budget.py --dir sweeps
+"""
+
+from lengthgen.presets.base import get_preset
+from lengthgen.sweeps.spec import expand
+
+
+def sweep() -> dict:
+    """The preset's with-auxiliary run as explicit tasks, at batch 512 for 5,000 steps."""
+    plan = next(p for p in expand(get_preset("b-transfer-string").spec("cpu"))
+                if p.config.data.aux and p.config.seed.model == 0)
+    base = plan.config.model_dump(mode="json")
+    base.pop("name")
+    data = base["data"]
+    data["tasks"] = [entry.model_dump(mode="json") | ({"length_bias": 1.0} if entry.task == "mqar" else {})
+                     for entry in plan.config.data.resolved_tasks()]
+    data["group"], data["group_max"] = None, None
+    data["batch_size"] = 512
+    base["model"]["token_shift"] = 1
+    base["train"].update(steps=5000, eval_every=500, checkpoint_every=250)
+    return {"name": "probe-mqar-budget", "base": base, "seeds": [0, 1], "points": [{}]}
