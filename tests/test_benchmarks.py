@@ -28,6 +28,8 @@ CASES = {
     "thread_policy.py": (["--steps", "1", "--repeats", "1"], ["steps/s in total", "one job per core"]),
     "head_analysis.py": (["--lengths", "1:2", "--n", "4", "--rows", "8", "--model", "2,2,16,32"],
                          ["one head at a time", "shared passes, rows 8", "same map:"]),
+    "rope_rotation.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--layers", "1", "--repeats", "1"],
+                         ["Llama rotate_half (autograd)", "lengthgen Rotary.rotate", "speed-up"]),
     "hooks_overhead.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--forwards", "1", "--repeats", "1"],
                           ["hooks=None", "empty Hooks()", "capture one pattern", "ratio to hooks=None"]),
 }
