@@ -14,21 +14,15 @@ one worker each. A frozen record of 2026-12-06.
     lengthgen sweep experiments/probes/mqar_budget.py --dir sweeps
 """
 
-from lengthgen.presets.base import get_preset
-from lengthgen.sweeps.spec import expand
+import runpy
+from pathlib import Path
 
 
 def sweep() -> dict:
-    """The preset's with-auxiliary run as explicit tasks, at batch 512 for 5,000 steps."""
-    plan = next(p for p in expand(get_preset("b-transfer-string").spec("cpu"))
-                if p.config.data.aux and p.config.seed.model == 0)
-    base = plan.config.model_dump(mode="json")
-    base.pop("name")
-    data = base["data"]
-    data["tasks"] = [entry.model_dump(mode="json") | ({"length_bias": 1.0} if entry.task == "mqar" else {})
-                     for entry in plan.config.data.resolved_tasks()]
-    data["group"], data["group_max"] = None, None
-    data["batch_size"] = 512
+    """mqar_length_bias.py's run with the shift on, at batch 512 for 5,000 steps."""
+    tree = runpy.run_path(str(Path(__file__).with_name("mqar_length_bias.py")))["sweep"]()
+    base = tree["base"]
+    base["data"]["batch_size"] = 512
     base["model"]["token_shift"] = 1
     base["train"].update(steps=5000, eval_every=500, checkpoint_every=250)
     return {"name": "probe-mqar-budget", "base": base, "seeds": [0, 1], "points": [{}]}
