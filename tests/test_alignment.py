@@ -51,6 +51,19 @@ def test_parity_answers_read_the_bits_their_examples_name(dependency):
     assert sorted(keys) == ([1, 1 + 9 // 2] if dependency == "nonlocal" else [8, 9])  # <bos> is key 0
 
 
+def test_mqar_answers_read_the_value_after_their_queried_key():
+    ex = make_task("mqar").sample(np.random.default_rng(0), 1, 6)[0]
+    wrapped = wrap_in_marker(ex, "<t1>")
+    inputs = ["<bos>", *wrapped.prompt, *wrapped.answer]
+    pairs = query_source_pairs(wrapped, sources_of("mqar", wrapped))
+    queries = list(ex.prompt[13:19])  # `k1 v1 ... k6 v6 |`, then the six queried keys
+    assert sorted(queries) == sorted(ex.prompt[0:12:2])
+    for j, (query, (source,)) in enumerate(pairs):
+        assert inputs[source - 1] == queries[j]  # the key just before the source is the one queried
+        assert inputs[source] == ex.answer[j]  # and the source holds the answer
+        assert query == len(wrapped.prompt) + j
+
+
 def test_align_refuses_a_task_without_an_alignment(tmp_path, capsys):
     from helpers import tiny_config, train_tree
 

@@ -2,8 +2,9 @@
 
 In copy and reverse (and their swapcase variants) answer token j copies one input token, its
 *source*: input j for copy, input n-1-j for reverse (ALIGNMENTS maps a task to that rule). A task
-whose examples name the inputs their answer reads in meta["sources"] (offset_parity: the two bits
-of the XOR) has those as the sources of its one answer token, their masses summed. The
+whose examples name the inputs each answer token reads in meta["answer_sources"] (MQAR: the value
+after the queried key) has those; one whose examples name the inputs of its one answer token in
+meta["sources"] (offset_parity: the two bits of the XOR) has those, their masses summed. The
 query that predicts answer j is the last prompt token for j = 0 and answer token j-1 after it.
 For every layer and head, the attention of those queries is split into the mass on the source
 token, on `<bos>`, on the other prompt tokens, and on answer tokens (their own and earlier ones),
@@ -62,14 +63,16 @@ def meta_sources(ex: Example) -> list[list[int]]:
 
 def sources_of(task: str, example: Example) -> Callable[[Example], list[list[int]]]:
     """Per answer token, the input indices it reads: from ALIGNMENTS (copy-like tasks), else from the
-    examples' meta["sources"]; a UserError when the task has neither."""
+    examples' meta["answer_sources"] or meta["sources"]; a UserError when the task has none of them."""
     if task in ALIGNMENTS:
         rule = ALIGNMENTS.lookup(task)
         return lambda ex: [[src] for src in rule(len(ex.answer))]
+    if "answer_sources" in example.meta:
+        return lambda ex: [list(keys) for keys in ex.meta["answer_sources"]]
     if "sources" in example.meta:
         return meta_sources
     raise UserError(f"align needs a task whose answers copy input tokens ({', '.join(sorted(ALIGNMENTS))}) or whose "
-                    f"examples name their sources (offset_parity); {task!r} does neither")
+                    f"examples name their sources (mqar, offset_parity); {task!r} does neither")
 
 
 def query_source_pairs(ex: Example, sources: Callable[[Example], list[list[int]]]) -> list[tuple[int, list[int]]]:

@@ -174,8 +174,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute even when stored results match")
     p.set_defaults(fn=cmd_heads)
 
-    p = sub.add_parser("align", help="copy, reverse or offset_parity runs: attention of the answer-predicting tokens "
-                                     "on the input tokens each answer reads, and accuracy per answer position")
+    p = sub.add_parser("align", help="copy, reverse, mqar or offset_parity runs: attention of the answer-predicting "
+                                     "tokens on the input tokens each answer reads, and accuracy per answer position")
     p.add_argument("run", help="run directory")
     p.add_argument("--lengths", help="'10,20,40' or '1:40' (default: the run's evaluation lengths)")
     p.add_argument("--task", help="which of the run's tasks (default: its first)")

@@ -204,7 +204,8 @@ class MQAR(Task):
                     (one query, no `=`, 1-4 pairs, 2 layers, 1,500 steps, same seeds and
                     examples): with `<eos>` in the loss 0 of 9 seeds left the bag-of-values
                     plateau; without it most did (docs/experiments.md, "Why MQAR is not learned").
-    Example: `a3Z7k1|kaZ=` -> `137`. meta: {"num_queries": m}.
+    Example: `a3Z7k1|kaZ=` -> `137`. meta: {"num_queries": m, "answer_sources": per answer token, the
+    prompt index of the value it reads (`[[5], [1], [3]]` here)}.
     """
 
     name = "mqar"
@@ -262,4 +263,5 @@ class MQAR(Task):
         for k, v, q in zip(key_rows.tolist(), value_rows.tolist(), query_rows.tolist()):
             pairs = [sym for kv in zip(k, v) for sym in kv]
             prompt = (*pairs, "|", *(k[i] for i in q), *(("=",) if self.separator else ()))
-            yield prompt, tuple(v[i] for i in q), {"num_queries": m}
+            # answer_sources: the prompt index each answer reads, the value after its key (`lengthgen align`).
+            yield prompt, tuple(v[i] for i in q), {"num_queries": m, "answer_sources": [[2 * i + 1] for i in q]}
