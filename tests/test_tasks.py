@@ -133,6 +133,31 @@ def test_groups_name_registered_tasks_and_build_from_config():
         build_config({"data": {"group": "nope"}})
 
 
+def test_a_groups_task_options_reach_its_entries_and_are_checked():
+    from lengthgen.config import build_config
+    from lengthgen.errors import UserError
+    from lengthgen.sweeps.reuse import fingerprint
+
+    data = {"group": "string-mqar", "group_max": [4, 8], "task_options": {"mqar": {"length_bias": 1.0, "weight": 3}}}
+    cfg = build_config({"data": data})
+    copy, mqar = cfg.data.resolved_tasks()
+    assert (copy.length_bias, copy.weight) == (0.0, 1.0)
+    assert (mqar.length_bias, mqar.weight, mqar.lengths) == (1.0, 3, (1, 8))
+    alone = build_config({"data": {**data, "aux": False}}).data.resolved_tasks()
+    assert [e.task for e in alone] == ["copy"]
+    # The options are part of the experiment: the same tasks spelled out are the same run, without them another.
+    spelled = build_config({"data": {"tasks": [e.model_dump() for e in cfg.data.resolved_tasks()]}})
+    assert fingerprint(spelled) == fingerprint(cfg)
+    assert fingerprint(build_config({"data": {**data, "task_options": {}}})) != fingerprint(cfg)
+    for options, message in [({"copyx": {}}, "'copyx' is not a task of group 'string-mqar' \\(copy, mqar\\)"),
+                             ({"mqar": {"lengths": [1, 4]}}, "lengths come from the group"),
+                             ({"mqar": {"length_bias": 9}}, "task_options: length_bias: Input should be less than")]:
+        with pytest.raises(UserError, match=message):
+            build_config({"data": {**data, "task_options": options}})
+    with pytest.raises(UserError, match="apply to a data.group"):
+        build_config({"data": {"tasks": [{"task": "copy", "lengths": [1, 3]}], "task_options": {"copy": {}}}})
+
+
 def test_length_bias_weights_short_training_lengths_and_leaves_uniform_runs_unchanged():
     from lengthgen.config import build_config
     from lengthgen.data import TaskMixture, build_spec

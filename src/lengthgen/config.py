@@ -88,6 +88,10 @@ class DataConfig(Strict):
     group: str | None = Field(None, description="a named task group (lengthgen.tasks.groups); replaces tasks")
     group_max: list[int] | None = Field(None, description="max training length of each group task, in order")
     aux: bool = Field(True, description="false: train only the group's main task (the no-auxiliary baseline)")
+    task_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="data.group only: per task name, fields of its entry other than task and lengths (weight, "
+                    "params, eval_params, eval_grid, length_bias), e.g. {mqar: {length_bias: 1.0}}")
     markers: bool = Field(False, description="wrap task i's prompt in marker token <ti> on both sides")
     marker_repeat: int = Field(1, ge=1)
     batch_size: int = Field(64, ge=1, le=MAX_COUNT, description="the global batch, over all processes")
@@ -109,8 +113,24 @@ class DataConfig(Strict):
             count = len(GROUPS[self.group].tasks)
             if self.group_max is not None and len(self.group_max) != count:
                 raise ValueError(f"data.group_max needs {count} lengths for group {self.group!r}")
-        elif self.group_max is not None or not self.aux:
-            raise ValueError("data.group_max and data.aux apply to a data.group")
+            names = [t for t, _, _ in GROUPS[self.group].tasks]
+            for name, options in self.task_options.items():
+                if name not in names:
+                    raise ValueError(f"data.task_options: {name!r} is not a task of group {self.group!r} "
+                                     f"({', '.join(names)})")
+                fixed = set(options) & {"task", "lengths"}
+                if fixed:
+                    raise ValueError(f"data.task_options.{name}: {', '.join(sorted(fixed))} come from the group "
+                                     "(lengths: data.group_max)")
+            try:  # each entry with its options validated now, not at the first batch
+                self.resolved_tasks()
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(map(str, first["loc"]))
+                raise ValueError(f"data.task_options: {where}: {first['msg']}") from None
+        elif self.group_max is not None or not self.aux or self.task_options:
+            raise ValueError("data.group_max, data.aux and data.task_options apply to a data.group "
+                             "(with data.tasks, set the options in each entry)")
         elif not self.tasks:
             raise ValueError("data.tasks must list at least one task (or set data.group)")
         return self
@@ -121,7 +141,8 @@ class DataConfig(Strict):
             return self.tasks
         tasks = GROUPS[self.group].tasks
         maxima = self.group_max or [hi for _, _, hi in tasks]
-        entries = [TaskEntry(task=t, lengths=(lo, hi)) for (t, lo, _), hi in zip(tasks, maxima)]
+        entries = [TaskEntry(task=t, lengths=(lo, hi), **self.task_options.get(t, {}))
+                   for (t, lo, _), hi in zip(tasks, maxima)]
         return entries if self.aux else entries[:1]
 
 

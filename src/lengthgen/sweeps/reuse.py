@@ -36,7 +36,7 @@ def fingerprint(cfg: ExperimentConfig) -> str:
         tree["train"].pop(key, None)
     data = tree["data"]
     data["tasks"] = [entry.model_dump(mode="json") for entry in cfg.data.resolved_tasks()]
-    for key in ("group", "group_max", "aux"):
+    for key in ("group", "group_max", "aux", "task_options"):
         data.pop(key, None)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
 
