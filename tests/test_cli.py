@@ -90,10 +90,15 @@ def test_train_eval_and_no_overwrite(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "train", str(config), "train.steps=12", "--name", "t1", "--dir", str(runs),
                            "--quiet")
     assert code == 0 and (runs / "t1" / "eval.png").is_file()
-    code, out, _ = run_cli(capsys, "eval", str(runs / "t1"), "--lengths", "1:12", "--mode", "greedy", "-n", "8")
+    code, out, _ = run_cli(capsys, "eval", str(runs / "t1"), "--lengths", "1:12", "-n", "8")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()[2:]] == [str(n) for n in range(1, 13)]
+    assert [line.split()[0] for line in out.splitlines()[2:14]] == [str(n) for n in range(1, 13)]
     assert len((runs / "t1" / "eval.csv").read_text().splitlines()) == 1 + 8 + 12
+    # Another decoding mode than the run's (teacher-forced) goes beside eval.csv, not into it.
+    code, out, _ = run_cli(capsys, "eval", str(runs / "t1"), "--lengths", "1:3", "--mode", "greedy", "-n", "8")
+    assert code == 0 and "eval-greedy.csv" in out
+    assert len((runs / "t1" / "eval.csv").read_text().splitlines()) == 1 + 8 + 12
+    assert len((runs / "t1" / "eval-greedy.csv").read_text().splitlines()) == 1 + 3
     before = (runs / "t1" / "eval.csv").read_text()
     code, _, err = run_cli(capsys, "train", str(config), "train.steps=12", "--name", "t1", "--dir", str(runs))
     assert code == 2 and "--force" in err and (runs / "t1" / "eval.csv").read_text() == before

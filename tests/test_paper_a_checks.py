@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from lengthgen.presets.coupling import METHOD_POINTS, PPC, TASK_POINTS, check_coupling, check_ppc
+from lengthgen.presets.coupling import METHOD_POINTS, PPC, TASK_POINTS, check_coupling, check_ppc, method_of
 from lengthgen.presets.sparsity import (
     FOUR_X,
     K_KEY,
@@ -188,6 +188,25 @@ def test_ppc_rule():
     assert check_ppc(table(0.85, 0.9)).status == "PASS"
     assert check_ppc(table(0.5, 0.9)).status == "FAIL"   # PPC falls behind coupling
     assert check_ppc(table(0.9, 0.3)).status == "FAIL"   # PPC does not beat plain encodings on assignment
+
+
+def test_ppc_rule_reads_variable_assignments_own_training_length():
+    # Variable assignment trained on 1-4 statements is judged at 8 and 16, not at a-ppc's default 16 and 32.
+    tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
+             "variable_assignment": {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": "[1, 4]"}}
+    methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
+               "rope": METHOD_POINTS["rope"]}
+    scores = {("copy", "coupling"): 0.9, ("copy", "ppc"): 0.9, ("reverse", "coupling"): 0.9,
+              ("reverse", "ppc"): 0.9, ("variable_assignment", "ppc"): 0.9,
+              ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
+    df = method_results(scores, tasks, methods, {"copy": 10, "reverse": 10, "variable_assignment": 4})
+    verdict = check_ppc(df)
+    assert verdict.status == "PASS" and "trained 1-4 statements, so 2x = 8 and 4x = 16" in verdict.rule
+    row = verdict.numbers.set_index(["task", "method"]).loc[("variable_assignment", "ppc")]
+    assert row["at_4x_best"] == pytest.approx(0.9)
+    ppc_at_16 = (df["task"] == "variable_assignment") & (df["length"] == 16) & (df.apply(method_of, axis=1) == "ppc")
+    df.loc[ppc_at_16, "exact_match"] = 0.2  # PPC no longer beats RoPE at 4x
+    assert check_ppc(df).status == "FAIL"
 
 
 def test_sparsity_does_not_count_a_noise_dip_as_a_fall():

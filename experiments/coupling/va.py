@@ -6,7 +6,7 @@ seeds 0-1 (issue 26 item 3).
 
     lengthgen sweep experiments/coupling/va.py --dir sweeps
 
-Base: a-ppc's variable-assignment point at `--scale cpu` (trained on 1-8 statements, greedy
+Base: a-ppc's variable-assignment point at `--scale cpu-v1` (trained on 1-8 statements, greedy
 decoding, d_model 128, 3,000 steps of 64).
 """
 
@@ -23,7 +23,7 @@ METHODS = {"ppc-1-layer": {**PPC, "model.layers": 1, "model.logit_scaling": "log
 
 def sweep() -> dict:
     """Each method with token_shift 0 and 2, on a-ppc's variable-assignment base; seeds 0-1."""
-    plan = next(p for p in expand(get_preset("a-ppc").spec("cpu"))
+    plan = next(p for p in expand(get_preset("a-ppc").spec("cpu-v1"))
                 if p.config.data.tasks[0].task == "variable_assignment" and p.config.model.encoding == "rope")
     base = plan.config.model_dump(mode="json")
     base.pop("name")

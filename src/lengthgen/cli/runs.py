@@ -36,9 +36,10 @@ def _load(args, device):
 
 
 def cmd_eval(args) -> None:
-    """Evaluate a run's checkpoint at chosen lengths; append to eval.csv and print the table. With
-    --ablate the chosen heads are ablated, and the table is printed only (eval.csv holds the model's
-    own scores)."""
+    """Evaluate a run's checkpoint at chosen lengths; append to eval.csv and print the table. A --mode
+    other than the run's own goes to eval-<mode>.csv instead, so that eval.csv, which reports and sweeps
+    read, keeps one decoding protocol. With --ablate the chosen heads are ablated, and the table is
+    printed only (eval.csv holds the model's own scores)."""
     if args.ablation and not args.ablate:
         raise UserError("--ablation needs --ablate LAYER.HEAD,...")
     run, cfg, exp, step = _load(args, args.device)
@@ -53,6 +54,7 @@ def cmd_eval(args) -> None:
     if args.n is not None and not 1 <= args.n <= MAX_COUNT:
         raise UserError(f"-n must be in 1..{MAX_COUNT}")
     setup = EvalSetup.of(exp, args.n)
+    own_mode = setup.mode
     if args.mode:
         setup = replace(setup, mode=args.mode)
     adapt, heads = None, []
@@ -74,8 +76,13 @@ def cmd_eval(args) -> None:
         print(f"heads {listed} ablated ({args.ablation or 'mean'}); not written to eval.csv")
         print(format_table(rows))
         return
-    run.append_eval(rows)
     print(format_table(rows))
+    if setup.mode != own_mode:
+        table = f"eval-{setup.mode}.csv"
+        run.append_eval(rows, table)
+        print(f"decoded {setup.mode}, the run evaluates {own_mode}: written to {table}, not eval.csv")
+        return
+    run.append_eval(rows)
     train_max = {v.name: s.lengths[1] for s in specs for v in s.eval_variants()}
     plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
 

@@ -161,9 +161,9 @@ class RunDir:
         with open(self.path / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
-    def read_eval(self) -> list[EvalRow]:
-        """All rows of eval.csv."""
-        path = self.path / "eval.csv"
+    def read_eval(self, name: str = "eval.csv") -> list[EvalRow]:
+        """All rows of eval.csv (or of `name`, a table written beside it)."""
+        path = self.path / name
         if not path.exists():
             return []
         try:
@@ -176,18 +176,19 @@ class RunDir:
             raise UserError(f"{str(path)!r} is damaged ({type(err).__name__}: {err}); restore it or remove the "
                             "bad rows") from None
 
-    def append_eval(self, rows: list[EvalRow]) -> None:
-        """Add rows to eval.csv (rewritten whole, atomically; locked, so concurrent appends all land)."""
+    def append_eval(self, rows: list[EvalRow], name: str = "eval.csv") -> None:
+        """Add rows to eval.csv, or to `name` (rewritten whole, atomically; locked, so concurrent appends
+        all land)."""
         with waiting_lock(self.path / EVAL_LOCK_NAME):
-            self.write_eval(self.read_eval() + rows)
+            self.write_eval(self.read_eval(name) + rows, name)
 
-    def write_eval(self, rows: list[EvalRow]) -> None:
-        """Replace eval.csv with these rows."""
+    def write_eval(self, rows: list[EvalRow], name: str = "eval.csv") -> None:
+        """Replace eval.csv (or `name`) with these rows."""
         optional = [c for c in OPTIONAL_EVAL_COLUMNS if any(not math.isnan(getattr(r, c)) for r in rows)]
         columns = EVAL_COLUMNS + optional
         lines = [",".join(columns)]
         lines += [",".join(str(getattr(r, c)) for c in columns) for r in rows]
-        atomic_write_text(self.path / "eval.csv", "\n".join(lines) + "\n")
+        atomic_write_text(self.path / name, "\n".join(lines) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """Drop metrics and eval rows logged after `step` (used when resuming from it)."""
