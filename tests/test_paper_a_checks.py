@@ -171,35 +171,31 @@ def test_coupling_rule_reads_each_tasks_own_training_length():
     assert check_coupling(df).status == "FAIL"
 
 
-def test_ppc_rule():
+PPC_METHODS = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
+               "rope": METHOD_POINTS["rope"]}
+
+
+def ppc_results(coupled: float, ppc_copy: float, ppc_va: float, va_max: int = 8) -> pd.DataFrame:
+    """a-ppc's table: coupling at `coupled` and PPC at `ppc_copy` on copy and reverse, PPC at `ppc_va`
+    against NoPE 0.1 and RoPE 0.2 on variable assignment trained on 1-`va_max` statements."""
     tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
              "variable_assignment": {"data.tasks.0.task": "variable_assignment",
-                                     "data.tasks.0.lengths": "[1, 8]"}}  # as collect() writes lists
-    methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
-               "rope": METHOD_POINTS["rope"]}
-    train_max = {"copy": 10, "reverse": 10, "variable_assignment": 8}
+                                     "data.tasks.0.lengths": f"[1, {va_max}]"}}  # as collect() writes lists
+    scores = {("copy", "coupling"): coupled, ("copy", "ppc"): ppc_copy, ("reverse", "coupling"): coupled,
+              ("reverse", "ppc"): ppc_copy, ("variable_assignment", "ppc"): ppc_va,
+              ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
+    return method_results(scores, tasks, PPC_METHODS, {"copy": 10, "reverse": 10, "variable_assignment": va_max})
 
-    def table(ppc_copy: float, ppc_va: float):
-        scores = {("copy", "coupling"): 0.9, ("copy", "ppc"): ppc_copy, ("reverse", "coupling"): 0.9,
-                  ("reverse", "ppc"): ppc_copy, ("variable_assignment", "ppc"): ppc_va,
-                  ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
-        return method_results(scores, tasks, methods, train_max)
 
-    assert check_ppc(table(0.85, 0.9)).status == "PASS"
-    assert check_ppc(table(0.5, 0.9)).status == "FAIL"   # PPC falls behind coupling
-    assert check_ppc(table(0.9, 0.3)).status == "FAIL"   # PPC does not beat plain encodings on assignment
+def test_ppc_rule():
+    assert check_ppc(ppc_results(0.9, 0.85, 0.9)).status == "PASS"
+    assert check_ppc(ppc_results(0.9, 0.5, 0.9)).status == "FAIL"   # PPC falls behind coupling
+    assert check_ppc(ppc_results(0.9, 0.9, 0.3)).status == "FAIL"   # PPC does not beat plain encodings on assignment
 
 
 def test_ppc_rule_reads_variable_assignments_own_training_length():
     # Variable assignment trained on 1-4 statements is judged at 8 and 16, not at a-ppc's default 16 and 32.
-    tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
-             "variable_assignment": {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": "[1, 4]"}}
-    methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
-               "rope": METHOD_POINTS["rope"]}
-    scores = {("copy", "coupling"): 0.9, ("copy", "ppc"): 0.9, ("reverse", "coupling"): 0.9,
-              ("reverse", "ppc"): 0.9, ("variable_assignment", "ppc"): 0.9,
-              ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
-    df = method_results(scores, tasks, methods, {"copy": 10, "reverse": 10, "variable_assignment": 4})
+    df = ppc_results(0.9, 0.9, 0.9, va_max=4)
     verdict = check_ppc(df)
     assert verdict.status == "PASS" and "trained 1-4 statements, so 2x = 8 and 4x = 16" in verdict.rule
     row = verdict.numbers.set_index(["task", "method"]).loc[("variable_assignment", "ppc")]
@@ -220,16 +216,8 @@ def test_sparsity_does_not_count_a_noise_dip_as_a_fall():
 
 
 def test_ppc_match_is_inconclusive_when_coupling_itself_does_not_generalize():
-    tasks = {**{t: TASK_POINTS[t] for t in ("copy", "reverse")},
-             "variable_assignment": {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": "[1, 8]"}}
-    methods = {"coupling": METHOD_POINTS["coupling"], "ppc": PPC, "nope": METHOD_POINTS["nope"],
-               "rope": METHOD_POINTS["rope"]}
     # Coupling and PPC both fail at 2x/4x on copy and reverse: "PPC matches coupling" holds only vacuously.
-    scores = {("copy", "coupling"): 0.3, ("copy", "ppc"): 0.3, ("reverse", "coupling"): 0.3,
-              ("reverse", "ppc"): 0.3, ("variable_assignment", "ppc"): 0.9,
-              ("variable_assignment", "nope"): 0.1, ("variable_assignment", "rope"): 0.2}
-    table = method_results(scores, tasks, methods, {"copy": 10, "reverse": 10, "variable_assignment": 8})
-    assert check_ppc(table).status == "INCONCLUSIVE"
+    assert check_ppc(ppc_results(0.3, 0.3, 0.9)).status == "INCONCLUSIVE"
 
 
 @pytest.mark.parametrize("coupled, rope, fit, verdict", [
