@@ -273,10 +273,13 @@ def test_teacher_forced_ppc_exact_never_exceeds_greedy(ppc_run, capsys):
         seen_exact += int(greedy[0].sum())
         assert 0 <= tf[3] <= tf[4] and 0 <= greedy[3] <= greedy[4] == tf[4]
     assert seen_exact > 0
-    # `lengthgen eval --mode teacher_forced` appends PPC rows with position accuracy.
+    # `lengthgen eval --mode teacher_forced` (not the run's own greedy) writes PPC rows with position
+    # accuracy beside eval.csv, which keeps the run's protocol.
+    before = ppc_run.read_eval()
     assert main(["eval", str(ppc_run.path), "--lengths", "2,4", "--mode", "teacher_forced", "-n", "16"]) == 0
     capsys.readouterr()
-    added = ppc_run.read_eval()[-2:]
+    assert ppc_run.read_eval() == before
+    added = ppc_run.read_eval("eval-teacher_forced.csv")[-2:]
     assert [r.length for r in added] == [2, 4] and all(0 <= r.position_accuracy <= 1 for r in added)
 
 

@@ -173,6 +173,9 @@ def test_sweep_killed_three_times_loses_and_duplicates_nothing(finished, tmp_pat
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL  # killed, not finished
+        # The workers hold their runs' locks until the kernel has torn them down, which on a loaded
+        # machine can outlast the parent's exit; a rerun started before that is refused the run.
+        assert not _live_members(proc.pid, 30)
         for name, mtime in finished_at.items():  # a finished run is never touched again
             assert (runs / name / "done.json").stat().st_mtime_ns == mtime
         finished_at.update({p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/done.json")
@@ -308,6 +311,22 @@ def test_python_spec_and_expansion(tmp_path):
     assert first.name == "lengths=1-3,encoding=nope__seed0"
     assert first.config.data.tasks[0].lengths == (1, 3) and first.config.model.encoding == "nope"
     assert plans[1].config.seed.model == plans[1].config.seed.data == 1
+
+
+def test_long_point_labels_stay_valid_distinct_directory_names(tmp_path):
+    # Many varying keys give labels past the file system's 255-byte cap on a name (a-ppc's variable-
+    # assignment points did): the label is cut and a hash of the whole keeps each point's name its own.
+    long = {"data.batch_size": 512, "data.tasks.0.length_bias": 1.0, "model.token_shift": 2,
+            "train.eval_every": 500, "train.checkpoint_every": 250, "eval.lengths": list(range(1, 41)),
+            "model.logit_scaling": "log_keys", "positions.train": "random_offset", "model.layers": 1}
+    tree = {**SPEC, "points": [{**long, "model.d_model": 32}, {**long, "model.d_model": 64}], "seeds": [0]}
+    plans = expand(parse_spec(tree))
+    names = [p.name for p in plans]
+    assert len(set(names)) == len(names) == 2 * 2  # two points x the grid's two encodings
+    assert all(len(f"{n}.partial".encode()) <= 255 for n in names) and all("~" in n for n in names)
+    assert names == [p.name for p in expand(parse_spec(tree))]  # stable, so --resume finds the run again
+    for name in names:
+        (tmp_path / name).mkdir()
 
 
 @pytest.mark.slow

@@ -76,13 +76,14 @@ def cmd_eval(args) -> None:
         print(f"heads {listed} ablated ({args.ablation or 'mean'}); not written to eval.csv")
         print(format_table(rows))
         return
-    print(format_table(rows))
     if setup.mode != own_mode:
         table = f"eval-{setup.mode}.csv"
         run.append_eval(rows, table)
         print(f"decoded {setup.mode}, the run evaluates {own_mode}: written to {table}, not eval.csv")
+        print(format_table(rows))
         return
     run.append_eval(rows)
+    print(format_table(rows))
     train_max = {v.name: s.lengths[1] for s in specs for v in s.eval_variants()}
     plot_length_curve(rows, train_max, run.path / "eval.png", title=cfg.name)
 

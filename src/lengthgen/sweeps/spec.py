@@ -21,6 +21,7 @@ Running a spec (its directory, its runs, what is skipped or resumed) is `sweeps.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import runpy
@@ -148,6 +149,21 @@ def _value_text(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-")
 
 
+# Run directories are named "<label>__seed<n>"; most file systems cap a name at 255 bytes, and a run
+# copied from another sweep is staged as "<name>.partial" (sweeps/reuse.py).
+MAX_NAME = 255 - len(".partial")
+
+
+def _fit_label(label: str, suffix: int) -> str:
+    """`label`, or, when it and a `suffix`-character seed part would pass MAX_NAME, its start and a hash
+    of the whole: one name per point, stable across runs (so --resume and reuse find the directory
+    again), and every name that fits is left as it was."""
+    if len(label) + suffix <= MAX_NAME:
+        return label
+    digest = hashlib.sha1(label.encode()).hexdigest()[:12]
+    return f"{label[:MAX_NAME - suffix - len(digest) - 1]}~{digest}"
+
+
 SWEEP_DIR = "{sweep_dir}"  # in a point's string values: the sweep directory (see the module docstring)
 
 
@@ -175,7 +191,8 @@ def expand(spec: SweepSpec, root: str | Path | None = None) -> list[RunPlan]:
     short = _short_keys(all_keys)
     plans, names = [], set()
     for point in points:
-        label = ",".join(f"{short[k]}={_value_text(v)}" for k, v in point.items()) or "base"
+        label = _fit_label(",".join(f"{short[k]}={_value_text(v)}" for k, v in point.items()) or "base",
+                           len(f"__seed{max(spec.seeds)}"))
         for seed in spec.seeds:
             tree = yaml.safe_load(yaml.safe_dump(spec.base))  # deep copy
             apply_overrides(tree, spec.overrides)
