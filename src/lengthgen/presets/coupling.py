@@ -129,7 +129,7 @@ COUPLING_RECIPE = {"model.layers": 1, "model.logit_scaling": "log_keys"}
 # (0.75) fail at 5 digits only (addition_short.py), NoPE even with 3 layers (0.83, addition_baselines.py);
 # on 1-4 both fit 1.00 at 2 layers (addition_four.py).
 TASK_RECIPE = {"reverse_add": {"data.batch_size": 256, "data.tasks.0.lengths": [1, 4],
-                               "eval.lengths": [1, 2, 3, 4, 6, 8, 12, 16]}}
+                               "eval.lengths": [1, 2, 3, 4, 5, 6, 8, 12, 16]}}
 
 
 def _coupling_points(recipe: dict, task_recipe: dict) -> list[dict]:
