@@ -180,19 +180,24 @@ PPC_CONTROLS = {"copy": {**TASK_POINTS["copy"], "data.tasks.0.params.alphabet": 
 # so each value token carries its name) and 1-4 statements (2x = 8, 4x = 16), NoPE and RoPE fit 1.00
 # within 1,500 steps (va_recipe.py). PPC does not, at 1-3 layers (va_depth.py): learned IDs under the
 # random offset keep it on the plateau, and without the offset it fits by step 1,000 (va_factors.py).
-# PPC keeps the coupled model of the controls (1 layer + log(keys)); depth did not matter.
+# A sinusoidal ID table lets PPC leave the plateau under the offset (a shifted sinusoid is a fixed rotation
+# of the unshifted one): 2 layers, 6,000 steps fit 1.00 at 1-4 statements from step 3,500 (va_sinusoidal.py).
 VA_RECIPE = {"data.batch_size": 512, "data.tasks.0.lengths": [1, 4], "data.tasks.0.length_bias": 1.0,
              "model.token_shift": 2, "train.eval_every": 500, "train.checkpoint_every": 250,
              "eval.lengths": [1, 2, 3, 4, 6, 8, 12, 16]}
+VA_PPC_RECIPE = {"model.encoding": "sinusoidal", "model.layers": 2, "model.logit_scaling": "none",
+                 "train.steps": 6000}
 
 
-def _ppc_points(recipe: dict, va_recipe: dict) -> list[dict]:
+def _ppc_points(recipe: dict, va_recipe: dict, va_ppc_recipe: dict) -> list[dict]:
     """The controls under coupling and PPC, and variable assignment under PPC, NoPE and RoPE. `recipe` is
-    added to the coupled points, `va_recipe` to every variable-assignment point."""
+    added to the coupled points, `va_recipe` to every variable-assignment point, `va_ppc_recipe` to
+    variable assignment's PPC point last."""
     coupled = [{**METHOD_POINTS["coupling"], **recipe}, {**PPC, **recipe}]
     va = {"data.tasks.0.task": "variable_assignment", "data.tasks.0.lengths": [1, VA_TRAIN_MAX], **va_recipe}
     return [*({**PPC_CONTROLS[t], **m} for t in ("copy", "reverse") for m in coupled),
-            *({**va, **m} for m in (coupled[1], METHOD_POINTS["nope"], METHOD_POINTS["rope"]))]
+            {**va, **coupled[1], **va_ppc_recipe},
+            *({**va, **m} for m in (METHOD_POINTS["nope"], METHOD_POINTS["rope"]))]
 
 
 def check_ppc(df: pd.DataFrame) -> Verdict:
@@ -221,9 +226,10 @@ def check_ppc(df: pd.DataFrame) -> Verdict:
 
 def _ppc_scales() -> dict:
     """a-coupling's scales and seeds, every point decoded greedily. cpu: the coupled recipe on the
-    controls and VA_RECIPE on variable assignment; cpu-v1: the first CPU scale (a-coupling's cpu-v1
-    points, variable assignment on 1-8 statements at batch 64, INCONCLUSIVE in docs/experiments.md)."""
-    recipes = {"cpu": (COUPLING_RECIPE, VA_RECIPE), "cpu-v1": ({}, {}), "paper": ({}, {})}
+    controls, VA_RECIPE on variable assignment and VA_PPC_RECIPE on its PPC point; cpu-v1: the first CPU
+    scale (a-coupling's cpu-v1 points, variable assignment on 1-8 statements at batch 64, INCONCLUSIVE in
+    docs/experiments.md)."""
+    recipes = {"cpu": (COUPLING_RECIPE, VA_RECIPE, VA_PPC_RECIPE), "cpu-v1": ({}, {}, {}), "paper": ({}, {}, {})}
     out = {}
     for scale, coupling in _coupling_scales().items():
         base = coupling["base"]
