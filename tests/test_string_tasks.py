@@ -225,3 +225,19 @@ def test_the_copied_id_rule_is_cho_et_al_layout(name, ids):
     # and each answer token carries the ID of the input token it copies
     source = {"copy": lambda j: j, "reverse": lambda j: 3 - j}[name]
     assert [ex.coupled.prompt[source(j)] for j in range(4)] == list(ex.coupled.answer)
+
+
+def test_marked_end_copy_finds_eos_at_the_equals_sign():
+    """The token that predicts each answer token, and `<eos>`, sits at the ID of what it must find."""
+    ex = make_task("copy", {"id_rule": "marked_end"}).sample(np.random.default_rng(0), 1, 4)[0]
+    ids = ex.coupled
+    # copy 4725 -> <bos> 0 | 2 3 4 5 =1 | 3 4 5 1 | <eos> 6
+    assert (ids.bos, list(ids.prompt), list(ids.answer), ids.eos) == (0, [2, 3, 4, 5, 1], [3, 4, 5, 1], 6)
+    inputs = ids.prompt[:-1]
+    # answer j < n predicts answer j + 1, the copy of input j + 1, and sits at that input's ID ...
+    assert list(ids.answer[:-1]) == list(inputs[1:])
+    # ... and the last answer token, which predicts <eos>, sits at the ID of `=`, the end of the input.
+    assert ids.answer[-1] == ids.prompt[-1] and ids.prompt[-1] not in inputs
+    # One symbol: its only answer token predicts <eos> at once.
+    one = make_task("copy", {"id_rule": "marked_end"}).sample(np.random.default_rng(0), 1, 1)[0].coupled
+    assert (list(one.prompt), list(one.answer), one.eos) == ([2, 1], [1], 3)

@@ -78,17 +78,24 @@ class _StringTask(Task):
 #   copied     Cho et al. 2024 (their code's layout, RECIPES.md 1.1): answer j carries the ID of the
 #              input token it copies, `=` sits at the start ID, and the token with ID p predicts the
 #              token with ID p + 1 (copy) or p - 1 (reverse).
+#   marked_end [ours, copy only] predictor, with `=` at the start ID and the last answer token at `=`'s
+#              ID: the token that predicts `<eos>` then finds `=` at its own ID, as every other answer
+#              token finds its source, instead of finding no input at all (the cause of coupled copy's
+#              failures beyond the training lengths, experiments/coupling/README.md). `=` predicts
+#              answer 1 from the next ID.
 
 
 @register_task
 @dataclass(frozen=True)
 class Copy(_StringTask):
     """`abc=` -> `abc`. Coupled IDs (id_rule predictor): input i has ID i; the token predicting
-    answer i sits at ID i. id_rule copied: input i has ID i + 1, `=` ID 1, answer i ID i + 1."""
+    answer i sits at ID i. id_rule copied: input i has ID i + 1, `=` ID 1, answer i ID i + 1.
+    id_rule marked_end: input i has ID i + 1, `=` ID 1; answer i < n sits at ID i + 2 (the ID of the
+    input it predicts), answer n at ID 1 (`=`'s, where `<eos>` is found)."""
 
     name = "copy"
     description = "copy a string of letters (length = characters)"
-    id_rule: Literal["predictor", "copied"] = "predictor"
+    id_rule: Literal["predictor", "copied", "marked_end"] = "predictor"
 
     def transform(self, s):
         return s
@@ -98,6 +105,8 @@ class Copy(_StringTask):
         if self.id_rule == "copied":
             # '=' at the start ID 1 predicts answer 1, the copy of input 1 at ID 2: "predict ID + 1".
             return Positions(0, tuple(range(2, n + 2)) + (1,), tuple(range(2, n + 2)), n + 2)
+        if self.id_rule == "marked_end":
+            return Positions(0, tuple(range(2, n + 2)) + (1,), tuple(range(3, n + 2)) + (1,), n + 2)
         # '=' predicts answer 1, so it shares ID 1; answer j predicts answer j+1 -> ID j+1.
         return Positions(0, tuple(range(1, n + 1)) + (1,), tuple(range(2, n + 2)), n + 2)
 
