@@ -123,16 +123,22 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
     assert row["long_seeds"] == f"0: {rope:.3f}, 1: 0.000"
 
 
+TINY_COST = {"train.steps": 4, "train.eval_every": 2, "train.checkpoint_every": 2, "model.layers": 1,
+             "model.d_model": 32, "model.d_ff": 64, "model.heads": 2, "data.batch_size": 8}
+
+
 def run_tiny_preset(name: str, root) -> tuple[SweepDir, list]:
     """A preset's CPU sweep, seed 0, under root/<name>-cpu as `lengthgen repro` lays it out, run for
     a few steps of a tiny model: every piece of the preset runs end to end, in seconds."""
     from lengthgen.sweeps.run import run_sweep
 
     spec = get_preset(name).spec("cpu", seeds=[0])
-    spec = spec.model_copy(update={"overrides": ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=2",
-                                                 "train.snapshot_steps=[]", "eval.n=4", "eval.lengths=[2,5,9,17,33]",
-                                                 "model.layers=1", "model.d_model=32", "model.d_ff=64", "model.heads=2",
-                                                 "data.batch_size=8"]})
+    # A point's own values win over the spec's overrides, so the knobs that set a run's cost are shrunk
+    # in the points that set them too (a-ppc's variable assignment sets 6,000 steps of 512).
+    points = [{**p, **{k: v for k, v in TINY_COST.items() if k in p}} for p in spec.points]
+    spec = spec.model_copy(update={"points": points, "overrides": [
+        *(f"{k}={v}" for k, v in TINY_COST.items()),
+        "train.snapshot_steps=[]", "eval.n=4", "eval.lengths=[2,5,9,17,33]"]})
     sweep = SweepDir(root / spec.name)
     sweep.prepare(spec, force=False)
     (sweep.path / "preset.json").write_text(json.dumps({"name": name, "scale": "cpu"}))
@@ -155,6 +161,8 @@ def test_preset_cpu_config_runs_end_to_end(name, tmp_path, monkeypatch):
     assert preset.spec("paper").base["model"]["d_model"] == 384  # the paper scale exists and is the paper's size
     sweep, results = run_tiny_preset(name, tmp_path)
     assert results and all(r.status == "done" for r in results)
+    # every run is the tiny one, whatever its point sets
+    assert {json.loads((run / "done.json").read_text())["steps"] for run in (sweep.path / "runs").iterdir()} == {4}
     report = write_report(sweep.path, preset=preset).read_text()
     assert "**Verdict: INCONCLUSIVE**" in report  # four steps fit nothing, and the check says so
     assert yaml.safe_load((sweep.path / "sweep.yaml").read_text())["name"] == f"{name}-cpu"
