@@ -1,0 +1,52 @@
+"""Where a run's answers go wrong: teacher-forced errors counted by answer index, per length.
+
+For tasks that `lengthgen align` cannot read (reverse addition names no source token per answer
+digit). Used for `addition_ten.py` in experiments/coupling/README.md:
+
+    python experiments/coupling/answer_errors.py sweeps/coupling-addition-ten/runs/RUN --lengths 2,3,6 -n 128
+
+Index k is the k-th target of the answer (0-based; the last index is `<eos>`). Evaluation examples,
+IDs and seed are the run's own (its eval policy and eval seed), as `lengthgen eval` draws them.
+"""
+
+import argparse
+from collections import Counter
+from types import SimpleNamespace
+
+import torch
+
+from lengthgen.cli.runs import _load
+from lengthgen.data import collate
+from lengthgen.evaluate import eval_examples
+
+
+def errors_by_answer_index(run: str, lengths: list[int], n: int) -> dict[int, tuple[int, Counter]]:
+    """length -> (examples with any wrong target, wrong targets counted by answer index)."""
+    _, cfg, exp, _ = _load(SimpleNamespace(run=run, checkpoint=None), "cpu")
+    exp.model.eval()
+    out = {}
+    for length in lengths:
+        examples = eval_examples(exp.specs[0], length, n, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings())
+        batch = collate(examples, exp.vocab)
+        with torch.no_grad():
+            logits = exp.model(batch.tokens, batch.position_ids, select=batch.loss_mask)
+        wrong = torch.zeros_like(batch.loss_mask)
+        wrong[batch.loss_mask] = logits.argmax(-1) != batch.targets[batch.loss_mask]
+        by_index = Counter()
+        for row in range(len(examples)):
+            targets = wrong[row][batch.loss_mask[row]]  # this example's targets, in answer order
+            by_index.update(torch.nonzero(targets).flatten().tolist())
+        out[length] = (int(wrong.any(dim=1).sum()), by_index)
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("--lengths", default="2,3,6")
+    parser.add_argument("-n", type=int, default=128)
+    args = parser.parse_args()
+    for length, (bad, by_index) in errors_by_answer_index(args.run, [int(x) for x in args.lengths.split(",")],
+                                                          args.n).items():
+        print(f"length {length}: {bad} of {args.n} examples wrong; wrong targets by answer index "
+              f"{dict(sorted(by_index.items()))}")
