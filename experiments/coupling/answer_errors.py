@@ -7,6 +7,10 @@ digit). Used for `addition_ten.py` in experiments/coupling/README.md:
 
 Index k is the k-th target of the answer (0-based; the last index is `<eos>`). Evaluation examples,
 IDs and seed are the run's own (its eval policy and eval seed), as `lengthgen eval` draws them.
+`--shift S` adds S to every nonzero position ID (the same examples, their IDs moved up the table):
+misses that stay at the same answer index under a shift are not tied to particular IDs.
+
+    python experiments/coupling/answer_errors.py sweeps/coupling-addition-budget/runs/RUN --lengths 2,3,4 --shift 10
 """
 
 import argparse
@@ -20,8 +24,9 @@ from lengthgen.data import collate
 from lengthgen.evaluate import eval_examples
 
 
-def errors_by_answer_index(run: str, lengths: list[int], n: int) -> dict[int, tuple[int, Counter]]:
-    """length -> (examples with any wrong target, wrong targets counted by answer index)."""
+def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0) -> dict[int, tuple[int, Counter]]:
+    """length -> (examples with any wrong target, wrong targets counted by answer index); `shift` is
+    added to every nonzero position ID."""
     _, cfg, exp, _ = _load(SimpleNamespace(run=run, checkpoint=None), "cpu")
     exp.model.eval()
     out = {}
@@ -29,7 +34,8 @@ def errors_by_answer_index(run: str, lengths: list[int], n: int) -> dict[int, tu
         examples = eval_examples(exp.specs[0], length, n, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings())
         batch = collate(examples, exp.vocab)
         with torch.no_grad():
-            logits = exp.model(batch.tokens, batch.position_ids, select=batch.loss_mask)
+            ids = torch.where(batch.position_ids > 0, batch.position_ids + shift, batch.position_ids)
+            logits = exp.model(batch.tokens, ids, select=batch.loss_mask)
         wrong = torch.zeros_like(batch.loss_mask)
         wrong[batch.loss_mask] = logits.argmax(-1) != batch.targets[batch.loss_mask]
         by_index = Counter()
@@ -45,8 +51,9 @@ if __name__ == "__main__":
     parser.add_argument("run")
     parser.add_argument("--lengths", default="2,3,6")
     parser.add_argument("-n", type=int, default=128)
+    parser.add_argument("--shift", type=int, default=0, help="added to every nonzero position ID")
     args = parser.parse_args()
     for length, (bad, by_index) in errors_by_answer_index(args.run, [int(x) for x in args.lengths.split(",")],
-                                                          args.n).items():
+                                                          args.n, args.shift).items():
         print(f"length {length}: {bad} of {args.n} examples wrong; wrong targets by answer index "
               f"{dict(sorted(by_index.items()))}")
