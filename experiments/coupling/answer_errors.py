@@ -8,7 +8,8 @@ digit). Used for `addition_ten.py` in experiments/coupling/README.md:
 Index k is the k-th target of the answer (0-based; the last index is `<eos>`). Evaluation examples,
 IDs and seed are the run's own (its eval policy and eval seed), as `lengthgen eval` draws them.
 `--shift S` adds S to every nonzero position ID (the same examples, their IDs moved up the table):
-misses that stay at the same answer index under a shift are not tied to particular IDs.
+misses that stay at the same answer index under a shift are not tied to particular IDs. `--show`
+prints each wrong example's prompt and answer.
 
     python experiments/coupling/answer_errors.py sweeps/coupling-addition-budget/runs/RUN --lengths 2,3,4 --shift 10
 """
@@ -24,9 +25,9 @@ from lengthgen.data import collate
 from lengthgen.evaluate import eval_examples
 
 
-def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0) -> dict[int, tuple[int, Counter]]:
-    """length -> (examples with any wrong target, wrong targets counted by answer index); `shift` is
-    added to every nonzero position ID."""
+def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0) -> dict[int, tuple[list, Counter]]:
+    """length -> (the examples with any wrong target, wrong targets counted by answer index); `shift`
+    is added to every nonzero position ID."""
     _, cfg, exp, _ = _load(SimpleNamespace(run=run, checkpoint=None), "cpu")
     exp.model.eval()
     out = {}
@@ -42,7 +43,7 @@ def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0)
         for row in range(len(examples)):
             targets = wrong[row][batch.loss_mask[row]]  # this example's targets, in answer order
             by_index.update(torch.nonzero(targets).flatten().tolist())
-        out[length] = (int(wrong.any(dim=1).sum()), by_index)
+        out[length] = ([ex for ex, bad in zip(examples, wrong.any(dim=1).tolist()) if bad], by_index)
     return out
 
 
@@ -52,8 +53,11 @@ if __name__ == "__main__":
     parser.add_argument("--lengths", default="2,3,6")
     parser.add_argument("-n", type=int, default=128)
     parser.add_argument("--shift", type=int, default=0, help="added to every nonzero position ID")
+    parser.add_argument("--show", action="store_true", help="print each wrong example")
     args = parser.parse_args()
     for length, (bad, by_index) in errors_by_answer_index(args.run, [int(x) for x in args.lengths.split(",")],
                                                           args.n, args.shift).items():
-        print(f"length {length}: {bad} of {args.n} examples wrong; wrong targets by answer index "
+        print(f"length {length}: {len(bad)} of {args.n} examples wrong; wrong targets by answer index "
               f"{dict(sorted(by_index.items()))}")
+        for example in bad if args.show else []:
+            print(f"  {''.join(example.prompt)} -> {''.join(map(str, example.answer))}")
