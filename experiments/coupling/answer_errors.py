@@ -25,9 +25,10 @@ from lengthgen.data import collate
 from lengthgen.evaluate import eval_examples
 
 
-def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0) -> dict[int, tuple[list, Counter]]:
-    """length -> (the examples with any wrong target, wrong targets counted by answer index); `shift`
-    is added to every nonzero position ID."""
+def teacher_forced_misses(run: str, lengths: list[int], n: int,
+                          shift: int = 0) -> dict[int, tuple[list, list[list[int]]]]:
+    """length -> (the run's evaluation examples, each example's wrong target indices in answer order),
+    teacher-forced on the true answer; `shift` is added to every nonzero position ID."""
     _, cfg, exp, _ = _load(SimpleNamespace(run=run, checkpoint=None), "cpu")
     exp.model.eval()
     out = {}
@@ -39,13 +40,20 @@ def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0)
             logits = exp.model(batch.tokens, ids, select=batch.loss_mask)
         wrong = torch.zeros_like(batch.loss_mask)
         wrong[batch.loss_mask] = logits.argmax(-1) != batch.targets[batch.loss_mask]
-        by_index = Counter()
-        for row in range(len(examples)):
-            targets = wrong[row][batch.loss_mask[row]]  # this example's targets, in answer order
-            by_index.update(torch.nonzero(targets).flatten().tolist())
-        out[length] = ([ex for ex, bad in zip(examples, wrong.any(dim=1).tolist()) if bad], by_index)
+        # each example's targets, in answer order
+        misses = [torch.nonzero(wrong[row][batch.loss_mask[row]]).flatten().tolist() for row in range(len(examples))]
+        out[length] = (examples, misses)
     return out
 
+
+def errors_by_answer_index(run: str, lengths: list[int], n: int, shift: int = 0) -> dict[int, tuple[list, Counter]]:
+    """length -> (the examples with any wrong target, wrong targets counted by answer index); `shift`
+    is added to every nonzero position ID."""
+    out = {}
+    for length, (examples, misses) in teacher_forced_misses(run, lengths, n, shift).items():
+        by_index = Counter(index for wrong in misses for index in wrong)
+        out[length] = ([ex for ex, wrong in zip(examples, misses) if wrong], by_index)
+    return out
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
