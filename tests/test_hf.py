@@ -79,7 +79,8 @@ def test_unsupported_models_raise_user_error(tmp_path):
         export_llama(tiny("alibi"), tmp_path / "alibi")
     with pytest.raises(UserError, match="swiglu"):
         export_llama(tiny(mlp="gelu"), tmp_path / "gelu")
-    for option in ({"attention_window": 4}, {"logit_scaling": "log_keys"}, {"token_shift": 1}):
+    for option in ({"attention_window": 4}, {"attention_id_window": 2}, {"logit_scaling": "log_keys"},
+                   {"token_shift": 1}):
         with pytest.raises(UserError, match="cannot export windowed or length-scaled attention or a token shift"):
             export_llama(tiny(**option), tmp_path / "option")
     with pytest.raises(UserError, match="no Llama model directory"):

@@ -44,9 +44,10 @@ def incremental(model, tokens, positions, mask, prefill=5):
 
 
 # The length-robust attention options and the token shift, alone and together, must keep every parity below.
-ATTENTION_OPTIONS = {"plain": {}, "window": {"attention_window": 3}, "log_keys": {"logit_scaling": "log_keys"},
-                     "token_shift": {"token_shift": 2},
-                     "all": {"attention_window": 3, "logit_scaling": "log_keys", "token_shift": 1}}
+ATTENTION_OPTIONS = {"plain": {}, "window": {"attention_window": 3}, "id_window": {"attention_id_window": 1},
+                     "log_keys": {"logit_scaling": "log_keys"}, "token_shift": {"token_shift": 2},
+                     "all": {"attention_window": 3, "attention_id_window": 2, "logit_scaling": "log_keys",
+                             "token_shift": 1}}
 
 
 @pytest.mark.parametrize("options", sorted(ATTENTION_OPTIONS))
@@ -215,6 +216,25 @@ def test_a_window_hides_everything_older_than_it():
         a, b = model(tokens, positions), model(changed, positions)
     # One layer, window 3: position 8 sees 6-8 only; position 7 still sees 5.
     assert torch.equal(a[:, 8:], b[:, 8:]) and not torch.allclose(a[:, 7], b[:, 7])
+
+
+def test_an_id_window_keeps_the_tokens_near_the_query_id_wherever_they_sit():
+    torch.manual_seed(0)
+    model = Decoder(ModelConfig(layers=1, heads=2, d_model=16, d_ff=32, attention_id_window=1), VOCAB, MAX_POS).eval()
+    tokens = torch.randint(0, VOCAB, (2, 8), generator=torch.Generator().manual_seed(1))
+    # coupled-style IDs: the last query (ID 3) shares its ID with position 2, far back in token order
+    positions = torch.tensor([0, 1, 3, 6, 7, 8, 9, 3]).expand(2, 8)
+
+    def last_logits_after_changing(index):
+        changed = tokens.clone()
+        changed[:, index] = (changed[:, index] + 1) % VOCAB
+        with torch.no_grad():
+            return model(changed, positions)[:, -1]
+
+    with torch.no_grad():
+        base = model(tokens, positions)[:, -1]
+    assert torch.equal(last_logits_after_changing(6), base)  # the token just before it, ID 9: hidden
+    assert not torch.allclose(last_logits_after_changing(2), base)  # ID 3, five tokens back: seen
 
 
 def test_log_key_scaling_starts_as_plain_attention_at_16_keys_and_sharpens_beyond():

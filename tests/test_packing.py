@@ -34,12 +34,18 @@ def loss_and_grads(model, batch, ppc: bool):
     return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("token_shift", [0, 1, 3])
+# The token shift must not reach across a packed boundary (each example's first token has no predecessor),
+# and the length-robust attention options must see the same keys in a packed row as in a padded one.
+MODEL_OPTIONS = {"plain": {}, "shift1": {"token_shift": 1}, "shift3": {"token_shift": 3},
+                 "window": {"attention_window": 3}, "id_window": {"attention_id_window": 1},
+                 "log_keys": {"logit_scaling": "log_keys"}}
+
+
+@pytest.mark.parametrize("options", sorted(MODEL_OPTIONS))
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
-def test_a_packed_batch_gives_the_padded_loss_and_gradient(encoding, token_shift):
-    # The token shift must not reach across a packed boundary: each example's first token has no predecessor.
+def test_a_packed_batch_gives_the_padded_loss_and_gradient(encoding, options):
     torch.manual_seed(0)
-    cfg = ModelConfig(layers=2, heads=2, d_model=32, d_ff=64, encoding=encoding, token_shift=token_shift)
+    cfg = ModelConfig(layers=2, heads=2, d_model=32, d_ff=64, encoding=encoding, **MODEL_OPTIONS[options])
     model = Decoder(cfg, len(VOCAB), 64)
     examples = mixed_examples()
     padded, packed = collate(examples, VOCAB), collate_packed(examples, VOCAB)

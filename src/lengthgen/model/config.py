@@ -43,6 +43,11 @@ class ModelConfig(BaseModel):
     # attention_window w > 0: each token attends to itself and the w - 1 tokens before it only (a
     # band, as sliding-window attention), so no input is ever longer than a trained window.
     attention_window: int = Field(0, ge=0, le=MAX_SIZE)
+    # attention_id_window w > 0: a token attends only to the tokens whose position ID is within w of
+    # its own (a band in ID space rather than in token order). With consecutive IDs that is a
+    # two-sided window; with coupled IDs (position coupling, PPC) it keeps exactly the tokens that
+    # share or neighbour the query's ID, wherever they sit, so a longer input adds no competitors.
+    attention_id_window: int = Field(0, ge=0, le=MAX_SIZE)
     # logit_scaling "log_keys": each head's queries are multiplied by exp(a_h) * log(n), n the number
     # of keys the query may attend (scalable softmax, Nakanishi 2025), with a_h learned and started
     # at -log(log 16) (a factor of 1 at 16 keys): attention stays as sharp on long inputs as on short

@@ -102,9 +102,9 @@ def export_llama(model: Decoder, out_dir, vocab_size: int | None = None, vocab: 
         raise UserError("cannot export a model with a PPC position head (model.position_head) to Llama")
     if cfg.encoding not in HF_ROPE:
         raise UserError(f"cannot export encoding {cfg.encoding!r} to Llama; supported: {', '.join(HF_ROPE)}")
-    if cfg.attention_window or cfg.logit_scaling != "none" or cfg.token_shift:
+    if cfg.attention_window or cfg.attention_id_window or cfg.logit_scaling != "none" or cfg.token_shift:
         raise UserError("cannot export windowed or length-scaled attention or a token shift (model.attention_window, "
-                        "model.logit_scaling, model.token_shift) to Llama")
+                        "model.attention_id_window, model.logit_scaling, model.token_shift) to Llama")
     if cfg.norm != "rmsnorm" or cfg.mlp != "swiglu":
         raise UserError(f"cannot export norm={cfg.norm!r} mlp={cfg.mlp!r} to Llama; "
                         "it needs norm rmsnorm and mlp swiglu")

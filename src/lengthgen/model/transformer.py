@@ -309,9 +309,13 @@ class Decoder(nn.Module):
             x = x + pos
         if self.token_shift is not None:
             x = x + self.token_shift(self._previous_inputs(x, s, attention_mask, cache, segments))
+        mask = self._mask(attention_mask, t, s, tokens.device, segments)
+        if self.cfg.attention_id_window:
+            near = (position_ids[:, :, None] - key_ids[:, None, :]).abs() <= self.cfg.attention_id_window
+            mask = (mask if mask is not None else causal_mask(t, s, tokens.device)[None, None]) & near[:, None]
         shared = AttentionInputs(
             rotation=self.encoding.rotation(position_ids),
-            mask=self._mask(attention_mask, t, s, tokens.device, segments),
+            mask=mask,
             bias=self.encoding.bias(position_ids, key_ids),
             use_math=self._use_math(x),
         )
