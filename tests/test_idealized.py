@@ -78,6 +78,11 @@ def test_registry_and_config_validation():
         sparse_cfg(hidden=0)
     with pytest.raises(ValidationError, match="tuple shapes per position"):
         sparse_cfg(tuple_size=6, window=40)
+    # The transformer's attention options would be ignored by the sparse model: refused, each by name.
+    for option in ({"attention_window": 4}, {"attention_id_window": 1}, {"logit_scaling": "log_keys"},
+                   {"token_shift": 1}):
+        with pytest.raises(ValidationError, match=f"model.{next(iter(option))} is read by model.arch transformer only"):
+            sparse_cfg(**option)
     # The transformer's head checks do not apply to the sparse model, but still to the transformer.
     assert sparse_cfg(d_model=15, heads=4).d_model == 15
     with pytest.raises(ValidationError, match="divisible"):

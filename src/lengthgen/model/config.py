@@ -12,6 +12,8 @@ from .plugins import ARCHITECTURES, ENCODINGS
 # Far beyond any model this bench builds; a mistyped size fails validation instead of asking torch
 # for more memory than exists (or for a size it cannot even represent).
 MAX_SIZE = 1 << 20
+# The transformer's length-robust attention options and token shift; other architectures do not read them.
+TRANSFORMER_ATTENTION_OPTIONS = ("attention_window", "attention_id_window", "logit_scaling", "token_shift")
 
 
 class ModelConfig(BaseModel):
@@ -88,8 +90,12 @@ class ModelConfig(BaseModel):
         model_cls = ARCHITECTURES.lookup(self.arch)  # UserError naming the valid architectures
         own_check = getattr(model_cls, "check_config", None)
         if own_check is not None:
-            # An architecture with its own rules; the transformer checks below do not apply to it.
+            # An architecture with its own rules; the transformer checks below do not apply to it,
+            # and the transformer's attention options would be silently ignored by it.
             own_check(self)
+            for name in TRANSFORMER_ATTENTION_OPTIONS:
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise ValueError(f"model.{name} is read by model.arch transformer only, not {self.arch!r}")
             return self
         if self.path is not None or self.init != "pretrained":
             raise ValueError(f"model.path and model.init are read by model.arch pretrained only, not {self.arch!r}")
