@@ -25,19 +25,25 @@ from lengthgen.data import collate
 from lengthgen.evaluate import eval_examples
 
 
+def evaluation_batches(run: str, lengths: list[int], n: int):
+    """(model, length, examples, batch) per length: the run's newest checkpoint in eval mode on CPU, and
+    its own evaluation examples (eval policy and eval seed, as `lengthgen eval` draws them)."""
+    _, cfg, exp, _ = _load(SimpleNamespace(run=run, checkpoint=None), "cpu")
+    exp.model.eval()
+    for length in lengths:
+        examples = eval_examples(exp.specs[0], length, n, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings())
+        yield exp.model, length, examples, collate(examples, exp.vocab)
+
+
 def teacher_forced_misses(run: str, lengths: list[int], n: int,
                           shift: int = 0) -> dict[int, tuple[list, list[list[int]]]]:
     """length -> (the run's evaluation examples, each example's wrong target indices in answer order),
     teacher-forced on the true answer; `shift` is added to every nonzero position ID."""
-    _, cfg, exp, _ = _load(SimpleNamespace(run=run, checkpoint=None), "cpu")
-    exp.model.eval()
     out = {}
-    for length in lengths:
-        examples = eval_examples(exp.specs[0], length, n, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings())
-        batch = collate(examples, exp.vocab)
+    for model, length, examples, batch in evaluation_batches(run, lengths, n):
         with torch.no_grad():
             ids = torch.where(batch.position_ids > 0, batch.position_ids + shift, batch.position_ids)
-            logits = exp.model(batch.tokens, ids, select=batch.loss_mask)
+            logits = model(batch.tokens, ids, select=batch.loss_mask)
         wrong = torch.zeros_like(batch.loss_mask)
         wrong[batch.loss_mask] = logits.argmax(-1) != batch.targets[batch.loss_mask]
         # each example's targets, in answer order

@@ -23,11 +23,8 @@ import math
 from collections import Counter
 
 import torch
-from answer_errors import teacher_forced_misses
+from answer_errors import evaluation_batches, teacher_forced_misses
 
-from lengthgen.cli.runs import _load
-from lengthgen.data import collate
-from lengthgen.evaluate import eval_examples
 from lengthgen.model.hooks import Hooks
 
 
@@ -66,17 +63,13 @@ def attention_mass(run: str, lengths: list[int], n: int) -> dict[int, torch.Tens
     column's answer digit (answer digit j, j < width) onto the two operand digits of column j (its
     coupled ID), those of column j - 1, those of the next columns out (j - 2 and j + 1), the answer
     so far (`=` included), and the rest (the other columns, `+`, `<bos>`)."""
-    _, cfg, exp, _ = _load(argparse.Namespace(run=run, checkpoint=None), "cpu")
-    exp.model.eval()
-    layers = len(exp.model.blocks)
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(layers)]
     out = {}
-    for length in lengths:
-        examples = eval_examples(exp.specs[0], length, n, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings())
-        batch = collate(examples, exp.vocab)
+    for model, length, examples, batch in evaluation_batches(run, lengths, n):
+        layers = len(model.blocks)
+        names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(layers)]
         hooks = Hooks(capture=names)
         with torch.no_grad():
-            exp.model(batch.tokens, batch.position_ids, hooks=hooks)
+            model(batch.tokens, batch.position_ids, hooks=hooks)
         patterns = torch.stack([hooks.cache[name].float() for name in names], dim=1)  # [B, L, H, Q, K]
         total = torch.zeros(layers, patterns.shape[2], 5)
         count = 0
@@ -120,12 +113,8 @@ def exact_match_without_far_columns(run: str, lengths: list[int], n: int) -> dic
     the far prompt tokens (`far_keys`) removed from every attention pattern and the rest renormalised,
     and with the far answer tokens removed too: if the long inputs fail because attention leaks onto
     tokens it does not need, the last two recover."""
-    _, cfg, exp, _ = _load(argparse.Namespace(run=run, checkpoint=None), "cpu")
-    exp.model.eval()
     out = {}
-    for length in lengths:
-        examples = eval_examples(exp.specs[0], length, n, cfg.seed.eval, cfg.positions.eval, cfg.positions.settings())
-        batch = collate(examples, exp.vocab)
+    for model, length, _, batch in evaluation_batches(run, lengths, n):
         scores = []
         for drop in (None, far_keys(batch, answer_too=False), far_keys(batch, answer_too=True)):
             def drop_far(pattern, far=drop):
@@ -133,9 +122,9 @@ def exact_match_without_far_columns(run: str, lengths: list[int], n: int) -> dic
                 return kept / kept.sum(-1, keepdim=True).clamp_min(1e-9)
 
             replace = {} if drop is None else {f"blocks.{layer}.attn.hook_pattern": drop_far
-                                               for layer in range(len(exp.model.blocks))}
+                                               for layer in range(len(model.blocks))}
             with torch.no_grad():
-                logits = exp.model(batch.tokens, batch.position_ids, hooks=Hooks(replace=replace))
+                logits = model(batch.tokens, batch.position_ids, hooks=Hooks(replace=replace))
             wrong = (logits.argmax(-1) != batch.targets) & batch.loss_mask
             scores.append(1.0 - wrong.any(dim=1).float().mean().item())
         out[length] = tuple(scores)
