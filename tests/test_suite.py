@@ -76,7 +76,7 @@ def test_run_cost_grows_with_steps_model_and_lengths():
     more_steps = build_config(tiny_config(train={**tiny_config()["train"], "steps": 60}))
     wider = build_config(tiny_config(model={**tiny_config()["model"], "d_model": 64, "d_ff": 128}))
     longer = build_config(tiny_config(data={"tasks": [{"task": "copy", "lengths": [1, 12]}], "batch_size": 32}))
-    cost = suite_module.run_cost
+    from lengthgen.sweeps.cost import run_cost as cost
     assert cost(small) < cost(more_steps) and cost(small) < cost(wider) and cost(small) < cost(longer)
 
 

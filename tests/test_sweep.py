@@ -342,6 +342,20 @@ def test_runs_go_seed_by_seed_after_the_ones_to_resume(tmp_path):
                                             "encoding=nope__seed1", "encoding=rope__seed1"]
 
 
+def test_the_costliest_run_of_a_seed_goes_first(tmp_path):
+    """Within a seed, a long run listed last in the grid starts first, so no worker ends up waiting
+    on it alone; seeds still go one after the other, and a run to resume still goes before all."""
+    plans = expand(parse_spec(SPEC))
+    cost = {p.name: (10.0 if "rope" in p.name else 1.0) for p in plans}
+    status = {p.name: "new" for p in plans} | {"encoding=nope__seed1": "partial"}
+    order = [p.name for p in execution_order(plans, SPEC["seeds"], status, cost)]
+    assert order == ["encoding=nope__seed1", "encoding=rope__seed0", "encoding=nope__seed0", "encoding=rope__seed1"]
+    # In a real sweep the estimate comes from the configs: the point with 3x the steps goes first.
+    tree = SPEC | {"name": "costly", "grid": {"train.steps": [10, 30]}, "seeds": [0]}
+    ran = run_sweep(parse_spec(tree), tmp_path / "costly", workers=1, quiet=True)
+    assert [r.name for r in ran] == ["steps=30__seed0", "steps=10__seed0"]
+
+
 @pytest.mark.parametrize("change,needle", [
     ({"colour": 1}, "unknown sweep key 'colour'"),
     ({"grid": {"model.encoding": []}}, "has no values"),

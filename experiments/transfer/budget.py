@@ -11,6 +11,9 @@ the whole grid at d=256 twice as slow; resumable, so it can run over several ses
 
     lengthgen sweep experiments/transfer/budget.py --dir sweeps --reach reverse_add --reuse sweeps
 
+Each width on its own, so that a grid fits in one sitting (`budget_d128.py`, about 80 minutes on 2
+workers; `budget_d256.py`); the whole grid reuses their runs with `--reuse sweeps`.
+
 The report's "How far reverse_add reaches" section has every seed's band score over (8, 16] and its
 furthest length (exact match >= 0.5 at every length up to it), plotted against the steps.
 """
@@ -21,14 +24,19 @@ STEPS = [2500, 7500, 20000]
 WIDTHS = [128, 256]
 
 
-def sweep() -> dict:
-    """The grid: steps x width with the auxiliaries; the main task alone at the largest budget."""
+def grid(widths: list[int], name: str = "transfer-budget") -> dict:
+    """Steps x `widths` with the auxiliaries; the main task alone at the largest budget."""
     def point(steps: int, width: int, aux: bool) -> dict:
         return {"data.group": "arith-carry", "data.aux": aux, "train.steps": steps, "model.d_model": width,
                 "model.d_ff": 4 * width}
 
-    points = [point(steps, width, True) for steps in STEPS for width in WIDTHS]
-    points += [point(STEPS[-1], width, False) for width in WIDTHS]
+    points = [point(steps, width, True) for steps in STEPS for width in widths]
+    points += [point(STEPS[-1], width, False) for width in widths]
     tree = sweep_tree("cpu", points, ["arith-carry"])
-    tree["name"] = "transfer-budget"
+    tree["name"] = name
     return tree
+
+
+def sweep() -> dict:
+    """The whole grid, both widths."""
+    return grid(WIDTHS)

@@ -6,9 +6,9 @@ lays it out), but their runs go to the workers as one queue:
 - a run that several presets share (the same fingerprint, `sweeps.reuse`) is trained once, by the
   first preset in the queue, and copied into the others when it finishes; finished runs already
   under `root` are copied instead of trained;
-- presets go in order of their estimated remaining cost (`run_cost`), cheapest first, so verdicts
+- presets go in order of their estimated remaining cost (`sweeps.cost`), cheapest first, so verdicts
   arrive as early as they can; within a preset, runs go as in `sweeps.run` (interrupted ones
-  first, then seed by seed);
+  first, then seed by seed, the costliest first within a seed);
 - a preset's report (its verdict) is written the moment its last run is done;
 - presets with a preparation step (b-pretrained pretrains the models its points start from) come
   after the queue: their preparation needs the run of a program, not a worker;
@@ -29,20 +29,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from ..config import ExperimentConfig
-from ..data import TaskMixture, build_spec
 from ..errors import choices_error
 from ..reports.report import write_report
 from ..reports.summary import write_repro_summary
 from ..store.fileio import atomic_write_text
+from ..sweeps.cost import run_cost
 from ..sweeps.executors import Job, get_executor
 from ..sweeps.reuse import adopt, fingerprint, finished_runs
 from ..sweeps.run import SweepDir, execution_order
 from ..sweeps.spec import RunPlan, expand
-from ..vocab import Vocab
 from .base import PRESETS, Preset
 
 
@@ -60,52 +57,6 @@ class SuiteItem:
     @property
     def name(self) -> str:
         return self.preset.name
-
-
-def matmul_parameters(cfg: ExperimentConfig, vocab_size: int) -> float:
-    """Weights a token passes through (the cost of a token is about 2 FLOPs per weight, forward).
-
-    The transformer's from its config; the idealized model's from its MLP widths; a pretrained
-    model's from its config.json when it is on disk. A model a preparation step has still to make
-    (b-pretrained's CPU series) counts as a transformer of the config's sizes, a guess that the
-    suite replaces once the model exists."""
-    m = cfg.model
-    if m.arch == "sparse_attention":
-        return 4 * m.tuple_size * m.d_model * m.hidden + m.d_model * vocab_size
-    config = Path(str(m.path or "")) / "config.json"
-    if m.arch == "pretrained" and config.is_file():
-        hf = json.loads(config.read_text())
-        d, layers = hf.get("hidden_size", 576), hf.get("num_hidden_layers", 30)
-        return layers * (4 * d * d + 3 * d * hf.get("intermediate_size", 4 * d)) + d * hf.get("vocab_size", 49152)
-    mlp = (3 if m.mlp == "swiglu" else 2) * m.d_model * m.d_ff
-    return m.layers * (4 * m.d_model**2 + mlp) + m.d_model * vocab_size
-
-
-def run_cost(cfg: ExperimentConfig, sample: int = 64) -> float:
-    """Estimated FLOPs of one run: training (6 x weights x tokens per step x steps) plus its evaluations
-    (2 x weights x evaluation tokens each). Token counts come from a drawn batch and one drawn
-    evaluation example per task and length, so no model is built and nothing is loaded."""
-    vocab = Vocab.default()
-    specs = [build_spec(entry.model_dump(), i, cfg.data.markers, cfg.data.marker_repeat)
-             for i, entry in enumerate(cfg.data.resolved_tasks())]
-    rng = np.random.default_rng(0)
-    mixture = TaskMixture(specs, cfg.positions.train, cfg.positions.settings())
-    batch = mixture.sample(rng, min(sample, cfg.data.batch_size))
-    tokens_per_step = cfg.data.batch_size * float(np.mean([ex.seq_len for ex in batch]))
-    eval_tokens = 0.0
-    for spec in specs:
-        for variant in spec.eval_variants():
-            for length in cfg.eval.length_list():
-                try:
-                    example = variant.sample(rng, 1, length, for_eval=True)[0]
-                except Exception:  # noqa: BLE001 -- a length the task cannot make is skipped by evaluation too
-                    continue
-                eval_tokens += cfg.eval.n * example.seq_len
-    tc = cfg.train
-    regular = set(range(tc.eval_every, tc.steps, tc.eval_every)) if tc.eval_every else set()
-    evaluations = len(regular | set(tc.snapshot_steps)) + 1  # the final one too; a snapshot may be regular
-    weights = matmul_parameters(cfg, len(vocab))
-    return 6 * weights * tokens_per_step * tc.steps + 2 * weights * eval_tokens * evaluations
 
 
 def plan_suite(scale: str, root: Path, seeds: list[int] | None = None) -> list[SuiteItem]:
@@ -171,7 +122,8 @@ class Suite:
         out = []
         for item in items:
             status = item.sweep.status(item.plans)
-            for plan in execution_order(item.plans, sorted({p.seed for p in item.plans}), status):
+            cost = {p.name: self.cost.get(item.keys[p.name], 0.0) for p in item.plans}
+            for plan in execution_order(item.plans, sorted({p.seed for p in item.plans}), status, cost):
                 key = item.keys[plan.name]
                 if key in self.done or key in taken:
                     continue

@@ -25,16 +25,22 @@ from ..config import yaml_problem
 from ..errors import UserError
 from ..store.fileio import atomic_write_text, check_writable, exclusive_lock
 from ..store.rundir import RunDir
+from .cost import run_cost
 from .executors import Job, get_executor
 from .reuse import adopt, fingerprint, finished_runs
 from .spec import RunPlan, SweepSpec, expand, parse_spec
 
 
-def execution_order(plans: list[RunPlan], seeds: list[int], status: dict[str, str]) -> list[RunPlan]:
+def execution_order(plans: list[RunPlan], seeds: list[int], status: dict[str, str],
+                    cost: dict[str, float] | None = None) -> list[RunPlan]:
     """Runs to resume first (their work is half done), then one seed of every grid point before the
-    next seed: a sweep stopped early still covers the whole grid instead of a few points fully."""
+    next seed: a sweep stopped early still covers the whole grid instead of a few points fully.
+    Within a seed the costliest runs go first (`cost`: plan name -> estimated FLOPs, `sweeps.cost`),
+    so that the workers do not wait at the end on one long run started last; equal costs keep grid
+    order."""
     rank = {seed: i for i, seed in enumerate(seeds)}
-    return sorted(plans, key=lambda p: (status[p.name] != "partial", rank[p.seed]))  # stable: grid order kept
+    cost = cost or {}
+    return sorted(plans, key=lambda p: (status[p.name] != "partial", rank[p.seed], -cost.get(p.name, 0.0)))
 
 
 def _reuse_finished(sweep: SweepDir, plans: list[RunPlan], roots: list[str | Path]) -> list[str]:
@@ -178,7 +184,8 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         # for that one and is copied from it.
         repeats = [p for p in _duplicates(plans) if status[p.name] == "new"]
         status.update({p.name: "repeat" for p in repeats})
-        todo = execution_order([p for p in plans if status[p.name] in ("new", "partial")], spec.seeds, status)
+        todo = [p for p in plans if status[p.name] in ("new", "partial")]
+        todo = execution_order(todo, spec.seeds, status, {p.name: run_cost(p.config) for p in todo})
         if not quiet:
             counts = {s: list(status.values()).count(s) for s in ("done", "reused", "repeat", "partial", "new")}
             print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['reused']} copied from "
