@@ -185,7 +185,8 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         repeats = [p for p in _duplicates(plans) if status[p.name] == "new"]
         status.update({p.name: "repeat" for p in repeats})
         todo = [p for p in plans if status[p.name] in ("new", "partial")]
-        todo = execution_order(todo, spec.seeds, status, {p.name: run_cost(p.config) for p in todo})
+        cost = {p.name: run_cost(p.config) for p in todo}
+        todo = execution_order(todo, spec.seeds, status, cost)
         if not quiet:
             counts = {s: list(status.values()).count(s) for s in ("done", "reused", "repeat", "partial", "new")}
             print(f"sweep {sweep.path}: {len(plans)} runs ({counts['done']} done, {counts['reused']} copied from "
@@ -197,10 +198,15 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
         completed = False
         try:
-            with tqdm(total=len(jobs), disable=quiet or not jobs, desc=spec.name, unit="run") as bar:
+            # The bar counts estimated GFLOP, not runs: a sweep's runs can differ 10x in cost, and the
+            # ETA should not take a short run finished first as the pace of the long ones.
+            with tqdm(total=sum(cost.values()) / 1e9, disable=quiet or not jobs, desc=f"{spec.name} 0/{len(jobs)} runs",
+                      bar_format="{l_bar}{bar}| {n:,.0f}/{total:,.0f} GFLOP [{elapsed}<{remaining}]",
+                      smoothing=0.05, dynamic_ncols=True) as bar:
                 for result in outcomes:
                     results.append(result)
-                    bar.update(1)
+                    bar.set_description_str(f"{spec.name} {len(results)}/{len(jobs)} runs", refresh=False)
+                    bar.update(cost[result.name] / 1e9)
                     if result.status != "done":
                         tqdm.write(f"run {result.name} failed: {result.error}")
             completed = True
