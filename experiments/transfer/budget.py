@@ -5,14 +5,15 @@ b-transfer-arith's arith-carry group at its CPU scale (3 layers, 4 heads, RoPE, 
 reverse add trained 1-8, no-carry and carry-only 1-16, evaluated to 20) at 2,500 / 7,500 / 20,000
 steps and d_model 128 / 256 (d_ff 4 x d_model), with the auxiliaries, 3 seeds; the main task alone at
 the largest budget of each width as the baseline. 24 runs; the 7,500-step, d=128 runs with auxiliaries
-are b-transfer-arith's own (`--reuse sweeps` copies them from its sweep). Estimated from b-transfer-arith's run times
-(about 9 minutes per 7,500 steps at d=128 on one core): about 5 hours of wall time on 2 workers for
-the whole grid at d=256 twice as slow; resumable, so it can run over several sessions:
+are b-transfer-arith's own (`--reuse sweeps` copies them from its sweep). Estimated FLOPs
+(`benchmarks/preset_cost.py`'s model, 2 one-thread workers at about 81 GFLOP/s each): about 1,220
+TFLOP and 2 hours at d=128, about 4,750 TFLOP and 6-8 hours at d=256; resumable, so it can run over
+several sessions where the sweep directory persists:
 
     lengthgen sweep experiments/transfer/budget.py --dir sweeps --reach reverse_add --reuse sweeps
 
-Each width on its own, so that a grid fits in one sitting (`budget_d128.py`, about 80 minutes on 2
-workers; `budget_d256.py`); the whole grid reuses their runs with `--reuse sweeps`.
+Each width on its own (`budget_d128.py`, `budget_d256.py`), so that the d=128 grid fits in one
+sitting; the whole grid reuses their runs with `--reuse sweeps`.
 
 The report's "How far reverse_add reaches" section has every seed's band score over (8, 16] and its
 furthest length (exact match >= 0.5 at every length up to it), plotted against the steps.
