@@ -258,6 +258,12 @@ def test_points_that_set_different_keys_summarize(tmp_path):
 
     row = pd.Series({"model.layers": 1.0, "train.lr": float("nan"), "model.encoding": "nope"})
     assert point_label(row, ["model.layers", "train.lr", "model.encoding"]) == "layers=1, encoding=nope"
+    # A legend wraps a long label (a task_options dict) instead of widening its panel.
+    options = {"reverse_sub": {"eval_grid": {"sign": ["nonneg", "neg"]}}}
+    row = pd.Series({"data.group": "arith-sub", "data.task_options": str(options)})
+    wrapped = point_label(row, list(row.index), wrap=30)
+    assert max(len(line) for line in wrapped.split("\n")) <= 30 < len(wrapped)
+    assert wrapped.replace("\n", " ") == point_label(row, list(row.index))
 
 
 def test_other_seeds_make_a_replication_sweep_that_the_summary_lists_apart(tmp_path):

@@ -99,3 +99,42 @@ def test_ratio_window_rule():
     assert check_ratio(unfitted).status == "INCONCLUSIVE"
     numbers = check_ratio(ratio_table({(8, 4): 0.05, (8, 32): 0.45})).numbers.set_index("L_aux")
     assert numbers.loc[32, "mean"] == pytest.approx(0.45) and not numbers.loc[32, "in_window"]
+
+
+def test_groups_at_their_own_scales_are_judged_on_their_own_bands():
+    """b-transfer-arith's CPU scale trains arith-sub at a quarter of the paper's lengths with its own
+    batch and steps, and arith-carry at half: each group's band comes from its own training lengths,
+    and the knobs only one group sets do not break the pairing of with and without auxiliaries."""
+    from lengthgen.presets.base import get_preset
+    from lengthgen.sweeps.spec import expand
+
+    rows = []
+    scales = {"arith-carry": (8, 16, ("reverse_add", "no_carry"), {}),
+              "arith-sub": (4, 8, ("reverse_add", "reverse_sub[sign=neg]"), {"data.batch_size": 256})}
+    for group, (l_main, l_aux, (main, other), knobs) in scales.items():
+        for aux in (True, False):
+            for seed in (0, 1):
+                run = f"{group}-{aux}-{seed}"
+                for length in range(1, 21):
+                    # Transfer in seed 0 over each group's own band; the arith-sub band is (4, 8].
+                    band = aux and seed == 0 and l_main < length <= l_aux
+                    value = 1.0 if length <= l_main or band else 0.0
+                    base = {"data.group": group, "data.aux": aux, "seed": seed, "run": run, "status": "done",
+                            "step": 100, "length": length, "n": 8, "token_acc": 0.0, **knobs}
+                    rows.append({**base, "task": main, "exact_match": value, "train_max": l_main})
+                    if aux:
+                        rows.append({**base, "task": other, "exact_match": 1.0, "train_max": l_aux})
+    result = transfer_check(True)(pd.DataFrame(rows))
+    assert result.status == "PASS"
+    numbers = result.numbers.set_index(["data.group", "data.aux"])
+    assert numbers.loc[("arith-sub", True), "band"] == "5-8" and numbers.loc[("arith-carry", True), "band"] == "9-16"
+    assert numbers.loc[("arith-sub", True), "effect"] == pytest.approx(1.0)
+    # The preset's own CPU scale is that layout; `cpu-v1` keeps the half-scale arith-sub group.
+    tasks = {}
+    for scale in ("cpu", "cpu-v1"):
+        for plan in expand(get_preset("b-transfer-arith").spec(scale, seeds=[0])):
+            if plan.config.data.group == "arith-sub" and plan.config.data.aux:
+                tasks[scale] = ([(e.task, e.lengths) for e in plan.config.data.resolved_tasks()],
+                                plan.config.data.batch_size, plan.config.train.steps)
+    assert tasks["cpu"] == ([("reverse_add", (1, 4)), ("reverse_sub", (1, 8))], 256, 5000)
+    assert tasks["cpu-v1"] == ([("reverse_add", (1, 8)), ("reverse_sub", (1, 16))], 64, 7500)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,15 @@ def grid_columns(df: pd.DataFrame) -> list[str]:
     return list(df.columns[: list(df.columns).index("seed")])
 
 
-def point_label(row, keys: list[str]) -> str:
-    """'encoding=rope, lengths=[1, 8]' for a table row; keys a point does not set are left out."""
+def point_label(row, keys: list[str], wrap: int | None = None) -> str:
+    """'encoding=rope, lengths=[1, 8]' for a table row; keys a point does not set are left out. `wrap`:
+    break it into lines of at most that many characters, between words (a plot legend, where a long value such as a
+    task_options dict would otherwise be wider than the panel)."""
     def text(value) -> str:  # a whole number in a column with gaps is stored as a float: 2.0 -> 2
         return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
-    return ", ".join(f"{k.split('.')[-1]}={text(row[k])}" for k in keys if not pd.isna(row[k])) or "all runs"
+    label = ", ".join(f"{k.split('.')[-1]}={text(row[k])}" for k in keys if not pd.isna(row[k])) or "all runs"
+    return "\n".join(textwrap.wrap(label, wrap, break_long_words=False, break_on_hyphens=False)) if wrap else label
 
 
 def final(df: pd.DataFrame, done_only: bool = True) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from ..optional import pyplot
 from ..store.eval_plot import finish_axes, save_figure
 from .aggregate import final, grid_columns, point_label
 
+LEGEND_WIDTH = 48  # characters per legend line: a panel is about 5 inches wide
+
 
 def varying_keys(rows, keys: list[str]) -> list[str]:
     """The grid keys whose value differs between the rows' points: what a legend must name (a key that
@@ -38,7 +40,8 @@ def plot_sweep_lengths(df, path: Path, title: str = "") -> Path:
                 seed_rows = seed_rows.sort_values("length")
                 ax.plot(seed_rows["length"], seed_rows["exact_match"], color=color, alpha=0.35, linewidth=0.8)
             mean = point.groupby("length")["exact_match"].mean()
-            ax.plot(mean.index, mean.values, color=color, linewidth=2, label=point_label(point.iloc[0], shown))
+            label = point_label(point.iloc[0], shown, LEGEND_WIDTH)
+            ax.plot(mean.index, mean.values, color=color, linewidth=2, label=label)
             ax.axvline(point["train_max"].iloc[0], color=color, linestyle="--", linewidth=1, alpha=0.7)
         finish_axes(ax, "length", f"{title + ': ' if title else ''}{task}")
         ax.legend(fontsize=7)
@@ -62,7 +65,7 @@ def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Pat
             for i, (_, point) in enumerate(groups):
                 for j, (_, seed_rows) in enumerate(point.groupby("seed")):
                     seed_rows = seed_rows.sort_values("step")
-                    label = point_label(point.iloc[0], shown) if j == 0 else None
+                    label = point_label(point.iloc[0], shown, LEGEND_WIDTH) if j == 0 else None
                     ax.plot(seed_rows["step"], seed_rows["exact_match"], color=f"C{i % 10}", alpha=0.6,
                             linewidth=1, marker=".", label=label)
             finish_axes(ax, "step", f"{task}, length {length}")
@@ -111,7 +114,7 @@ def plot_overview(panels: list[tuple[str, object]], path: Path, ncols: int = 4) 
         groups = list(sub.groupby(keys, dropna=False, sort=False)) if keys else [((), sub)]
         for i, (point, group) in enumerate(groups[:6]):
             curve = group.groupby("length")["exact_match"].mean()
-            label = point_label(group.iloc[0], keys) if keys else "all runs"
+            label = point_label(group.iloc[0], keys, LEGEND_WIDTH) if keys else "all runs"
             ax.plot(curve.index, curve.values, marker="o", ms=2, lw=1.2, color=f"C{i}", label=label[:40])
         for top in sorted(set(sub["train_max"].dropna())):
             ax.axvline(top, color="grey", linestyle="--", linewidth=1)

@@ -21,7 +21,7 @@ from ..optional import pyplot
 from ..store.eval_plot import save_figure
 from ..store.fileio import atomic_write_text
 from .aggregate import final, grid_columns, point_label
-from .plots import varying_keys
+from .plots import LEGEND_WIDTH, varying_keys
 from .tables import markdown_table
 
 REACH = 0.5  # exact match a length must reach to count as reached
@@ -90,7 +90,7 @@ def plot_reach(table: pd.DataFrame, x: str, path: Path, title: str = "") -> Path
     groups = table.groupby(shown, dropna=False, sort=False) if shown else [((), table)]
     for i, (_, rows) in enumerate(groups):
         color = f"C{i % 10}"
-        label = point_label(rows.iloc[0], shown) if shown else "all runs"
+        label = point_label(rows.iloc[0], shown, LEGEND_WIDTH) if shown else "all runs"
         for ax, metric in zip(axes, ("band", "furthest")):
             ax.scatter(rows[x], rows[metric], color=color, alpha=0.45, s=18)
             mean = rows.groupby(x)[metric].mean()
