@@ -71,3 +71,29 @@ def test_gpu_check_script_runs_every_step_on_the_cpu(tmp_path):
                    "final exact match by task and length: reverse_add@2", "every step passed"):
         assert needle in out.stdout, needle
     assert (tmp_path / "runs" / "gpu-check" / "done.json").is_file()
+
+
+def test_sweep_order_and_preset_cost_read_a_finished_sweep(tmp_path):
+    """Both scripts read a real finished sweep: the replay of its runs in both orders, and the rate
+    (estimated FLOPs per second) that scales every preset's estimate."""
+    from lengthgen.sweeps.run import run_sweep
+    from lengthgen.sweeps.spec import parse_spec
+
+    tree = {"name": "order-demo", "seeds": [0], "grid": {"train.steps": [4, 12]},
+            "base": {"data": {"tasks": [{"task": "copy", "lengths": [1, 4]}], "batch_size": 8},
+                     "model": {"layers": 1, "heads": 2, "d_model": 16, "d_ff": 32},
+                     "train": {"eval_every": 4, "checkpoint_every": 4, "log_every": 2, "precision": "float32"},
+                     "eval": {"lengths": "1:5", "n": 8}}}
+    sweep = tmp_path / "order-demo"
+    assert all(r.status == "done" for r in run_sweep(parse_spec(tree), sweep, workers=1, quiet=True))
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "sweep_order.py"), str(sweep), "--workers", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    header, row = out.stdout.splitlines()[-2:]
+    assert header.split()[:4] == ["sweep", "runs", "run_s", "grid_order_s"] and row.split()[:2] == ["order-demo", "2"]
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "preset_cost.py"), "--calibrate", str(sweep)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rate measured over 2 finished runs" in out.stdout
+    assert any(line.startswith("b-transfer-arith ") for line in out.stdout.splitlines())
+    assert "the suite, shared runs once" in out.stdout
