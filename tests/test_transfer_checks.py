@@ -138,3 +138,27 @@ def test_groups_at_their_own_scales_are_judged_on_their_own_bands():
                                 plan.config.data.batch_size, plan.config.train.steps)
     assert tasks["cpu"] == ([("reverse_add", (1, 4)), ("reverse_sub", (1, 8))], 256, 5000)
     assert tasks["cpu-v1"] == ([("reverse_add", (1, 8)), ("reverse_sub", (1, 16))], 64, 7500)
+
+
+def test_multiplication_preset_trains_the_papers_lengths_and_shares_the_alone_runs():
+    """b-transfer-mult's CPU scale trains reverse add 1-8 and multiplication 1-16 (`cpu-v1`: half of
+    that), evaluates a quarter past 16, and its main-task-alone runs are b-transfer-arith's arith-carry
+    alone runs (one fingerprint), so `--reuse` copies them instead of training them twice."""
+    from lengthgen.presets.base import get_preset
+    from lengthgen.sweeps.reuse import fingerprint
+    from lengthgen.sweeps.spec import expand
+
+    def plans(name, scale):
+        return expand(get_preset(name).spec(scale, seeds=[0]))
+
+    layout = {}
+    for scale in ("cpu", "cpu-v1"):
+        for plan in plans("b-transfer-mult", scale):
+            if plan.config.data.aux:
+                layout[scale] = ([(e.task, e.lengths) for e in plan.config.data.resolved_tasks()],
+                                 max(plan.config.eval.length_list()))
+    assert layout["cpu"] == ([("reverse_add", (1, 8)), ("mult_cot", (1, 16))], 20)
+    assert layout["cpu-v1"] == ([("reverse_add", (1, 4)), ("mult_cot", (1, 8))], 12)
+    arith = {fingerprint(p.config) for p in plans("b-transfer-arith", "cpu") if p.config.data.group == "arith-carry"}
+    mult = plans("b-transfer-mult", "cpu")
+    assert [p.config.data.aux for p in mult if fingerprint(p.config) in arith] == [False]
