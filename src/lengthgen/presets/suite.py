@@ -37,6 +37,7 @@ from ..reports.summary import write_repro_summary
 from ..store.fileio import atomic_write_text
 from ..sweeps.cost import run_cost
 from ..sweeps.executors import Job, get_executor
+from ..sweeps.progress import WorkBar
 from ..sweeps.reuse import adopt, fingerprint, finished_runs
 from ..sweeps.run import SweepDir, execution_order
 from ..sweeps.spec import RunPlan, expand
@@ -160,7 +161,7 @@ class Suite:
             message = f"{item.name}: {verdict} after {elapsed / 60:.1f} min ({report})"
             tqdm.write(message)
 
-    def run(self, items: list[SuiteItem], bar, taken: set[str]) -> None:
+    def run(self, items: list[SuiteItem], bar: WorkBar, taken: set[str]) -> None:
         """Train the items' own runs on the executor, settling items as their last run finishes."""
         planned = self.jobs(items, taken)
         if not planned:
@@ -168,6 +169,8 @@ class Suite:
             return
         key_of = {job.name: key for job, key in planned}
         path_of = {job.name: Path(job.run_path) for job, _ in planned}
+        for job, key in planned:
+            bar.watch(job.run_path, job.name, job.config["train"]["steps"], self.cost[key])
         for result in get_executor(self.executor)([job for job, _ in planned], self.workers, self.address):
             key = key_of[result.name]
             if result.status == "done":
@@ -175,7 +178,7 @@ class Suite:
             else:
                 self.failed[key] = result.error
                 tqdm.write(f"run {result.name} failed: {result.error}")
-            bar.update(self.cost[key] / 1e9)
+            bar.finish(result.name)
             self.settle(bar)
 
 
@@ -206,7 +209,7 @@ def run_suite(scale: str, root: str | Path, *, executor: str = "local", workers:
         taken: set[str] = set()
         with tqdm(total=todo, unit="GFLOP", desc=f"suite {scale}", disable=quiet, dynamic_ncols=True,
                   bar_format="{l_bar}{bar}| {n:,.0f}/{total:,.0f} GFLOP [{elapsed}<{remaining}]",
-                  smoothing=0.05) as bar:
+                  smoothing=0.05) as shown, WorkBar(shown) as bar:
             ordinary = [item for item in order if item.preset.prepare is None]
             suite.run(ordinary, bar, taken)
             for item in order:
@@ -215,8 +218,8 @@ def run_suite(scale: str, root: str | Path, *, executor: str = "local", workers:
                     # Its models exist now: their sizes replace the guesses in the estimate.
                     for key in set(item.keys.values()) - set(suite.done):
                         new = run_cost(plan_of[key].config)
-                        bar.total += (new - suite.cost[key]) / 1e9
+                        shown.total += (new - suite.cost[key]) / 1e9
                         suite.cost[key] = new
-                    bar.refresh()
+                    shown.refresh()
                     suite.run([item], bar, taken)
         return write_repro_summary(root, scale)

@@ -161,6 +161,20 @@ class RunDir:
         with open(self.path / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def last_logged_step(self) -> int | None:
+        """The step of the newest whole line of metrics.jsonl (None before the first): how far a run
+        in flight has got, read from the file's end, so it stays cheap on a long run."""
+        path = self.path / "metrics.jsonl"
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+                tail = handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        # The first line of the tail may be cut, and the last torn by a killed process: skip either.
+        steps = [step for line in tail.splitlines()[::-1] if (step := _step_of(line)) is not None]
+        return steps[0] if steps else None
+
     def read_eval(self, name: str = "eval.csv") -> list[EvalRow]:
         """All rows of eval.csv (or of `name`, a table written beside it)."""
         path = self.path / name

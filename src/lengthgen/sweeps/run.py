@@ -27,6 +27,7 @@ from ..store.fileio import atomic_write_text, check_writable, exclusive_lock
 from ..store.rundir import RunDir
 from .cost import run_cost
 from .executors import Job, get_executor
+from .progress import WorkBar
 from .reuse import adopt, fingerprint, finished_runs
 from .spec import RunPlan, SweepSpec, expand, parse_spec
 
@@ -200,13 +201,16 @@ def run_sweep(spec: SweepSpec, path: str | Path, *, executor: str = "local", wor
         try:
             # The bar counts estimated GFLOP, not runs: a sweep's runs can differ 10x in cost, and the
             # ETA should not take a short run finished first as the pace of the long ones.
+            # It also moves while runs train (`WorkBar` reads their logged steps).
             with tqdm(total=sum(cost.values()) / 1e9, disable=quiet or not jobs, desc=f"{spec.name} 0/{len(jobs)} runs",
                       bar_format="{l_bar}{bar}| {n:,.0f}/{total:,.0f} GFLOP [{elapsed}<{remaining}]",
-                      smoothing=0.05, dynamic_ncols=True) as bar:
+                      smoothing=0.05, dynamic_ncols=True) as bar, WorkBar(bar) as work:
+                for job in jobs:
+                    work.watch(job.run_path, job.name, job.config["train"]["steps"], cost[job.name])
                 for result in outcomes:
                     results.append(result)
                     bar.set_description_str(f"{spec.name} {len(results)}/{len(jobs)} runs", refresh=False)
-                    bar.update(cost[result.name] / 1e9)
+                    work.finish(result.name)
                     if result.status != "done":
                         tqdm.write(f"run {result.name} failed: {result.error}")
             completed = True
