@@ -69,8 +69,10 @@ def plot_sweep_steps(df, lengths: list[int], path: Path, title: str = "") -> Pat
                     ax.plot(seed_rows["step"], seed_rows["exact_match"], color=f"C{i % 10}", alpha=0.6,
                             linewidth=1, marker=".", label=label)
             finish_axes(ax, "step", f"{task}, length {length}")
-            if r == 0 and c == 0:
-                ax.legend(fontsize=7)
+    # One legend, on the first panel with lines: a task may have no rows at the first length (a-ppc).
+    labelled = [ax for ax in axes.flat if ax.get_legend_handles_labels()[0]]
+    if labelled:
+        labelled[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
