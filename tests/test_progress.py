@@ -1,6 +1,9 @@
 """The queue's progress bar: it counts the trained share of runs in flight, not only finished runs."""
 
 import io
+import json
+import os
+import time
 
 import pytest
 from tqdm import tqdm
@@ -29,16 +32,28 @@ def test_last_logged_step_skips_a_torn_line_and_reads_only_the_end(tmp_path):
     assert trained_fraction(tmp_path / "never-started", 100) == 0.0
 
 
+def checkpointed(path, step):
+    """A complete checkpoint directory at `step` (only its state file: what the bar looks for)."""
+    checkpoint = path / "checkpoints" / f"step_{step:07d}"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text(json.dumps({"step": step}))
+
+
 def test_the_bar_moves_while_runs_train_and_a_resumed_run_counts_what_is_left(tmp_path):
     fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
-    logged(resumed, 0, 50)  # half trained before this invocation: its first half is not this queue's work
+    # Killed at step 70 with its newest checkpoint at 50: a rerun trains 50-100 again.
+    logged(resumed, 0, 25, 50, 70)
+    checkpointed(resumed, 25)
+    checkpointed(resumed, 50)
+    os.utime(resumed / "metrics.jsonl", (time.time() - 600, time.time() - 600))  # the earlier attempt's log
     shown = tqdm(total=300.0, file=io.StringIO(), disable=False)
     with WorkBar(shown, interval=3600) as work:  # polled by hand below, not by the thread
         work.watch(fresh, "fresh", 100, 100e9)
         work.watch(resumed, "resumed", 100, 200e9)
         assert shown.total == pytest.approx(200.0)  # 100 + the 100 GFLOP the resumed run has left
         work.poll()
-        assert shown.n == 0
+        assert shown.n == 0  # step 70 is the killed attempt's, not this invocation's work
+        RunDir(resumed).truncate_after(50)  # what the trainer does when it resumes
         logged(fresh, 0, 25)
         logged(resumed, 75)
         work.poll()

@@ -6,13 +6,19 @@ of an hour. `WorkBar` also reads how far each run in flight has got (the last st
 metrics.jsonl, which the trainer appends every `log_every` steps) every few seconds, and counts
 that share of the run's cost as done. A run resumed from a checkpoint counts only the steps it has
 still to train, so the ETA after Ctrl-C and a rerun is the time left, not the time since the start.
+A killed run resumes from its newest checkpoint and logs again the steps after it, so its metrics.jsonl
+counts only once it has been written in this invocation (the trainer first cuts it back to the
+checkpoint); until then the run shows the checkpoint's share.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
+from ..store.checkpoint import checkpoint_dirs, checkpoint_step
 from ..store.rundir import RunDir
 
 
@@ -22,6 +28,23 @@ def trained_fraction(run_path: str | Path, steps: int) -> float:
         return 0.0
     step = RunDir(run_path).last_logged_step()
     return min(1.0, max(0, step or 0) / steps)
+
+
+def resumed_fraction(run_path: str | Path, steps: int) -> float:
+    """How much of a run's `steps` a rerun does not train again: the share up to its newest complete
+    checkpoint (0 for a run without one), where training picks up."""
+    found = checkpoint_dirs(RunDir(run_path).checkpoint_root)
+    if steps <= 0 or not found:
+        return 0.0
+    return min(1.0, checkpoint_step(found[-1]) / steps)
+
+
+def _written_since(run_path: Path, since: float) -> bool:
+    """Whether the run's metrics.jsonl was written at or after `since` (a wall-clock time)."""
+    try:
+        return os.stat(run_path / "metrics.jsonl").st_mtime >= since
+    except FileNotFoundError:
+        return False
 
 
 class WorkBar:
@@ -34,23 +57,25 @@ class WorkBar:
     def __init__(self, bar, interval: float = 5.0):
         self.bar = bar
         self.interval = interval
-        self._runs: dict[str, tuple[Path, int, float, float]] = {}  # name -> (path, steps, flops, fraction at start)
+        # name -> (path, steps, flops, fraction at start, when watching began)
+        self._runs: dict[str, tuple[Path, int, float, float, float]] = {}
         self._counted: dict[str, float] = {}  # name -> GFLOP already added to the bar
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def watch(self, run_path: str | Path, name: str, steps: int, flops: float) -> None:
-        """Count this run's work from now on; what its directory shows as trained already is
-        taken off the bar's total (the estimate was for the whole run)."""
-        start = trained_fraction(run_path, steps)
+        """Count this run's work from now on; what it will not train again (up to its newest
+        checkpoint) is taken off the bar's total (the estimate was for the whole run)."""
+        start = resumed_fraction(run_path, steps)
         with self._lock:
-            self._runs[name] = (Path(run_path), steps, flops, start)
+            # The kernel stamps files from a coarse clock, a few ms behind time.time(): allow for it.
+            self._runs[name] = (Path(run_path), steps, flops, start, time.time() - 0.05)
             self._counted[name] = 0.0
             self.bar.total = max(0.0, self.bar.total - flops * start / 1e9)
 
     def _advance(self, name: str, fraction: float) -> None:
-        path, steps, flops, start = self._runs[name]
+        _, _, flops, start, _ = self._runs[name]
         done = flops * max(0.0, fraction - start) / 1e9
         if done > self._counted[name]:
             self.bar.update(done - self._counted[name])
@@ -65,8 +90,10 @@ class WorkBar:
     def poll(self) -> None:
         """Count the trained share of every run still watched (the thread calls this)."""
         with self._lock:
-            for name, (path, steps, _, _) in list(self._runs.items()):
-                self._advance(name, trained_fraction(path, steps))
+            for name, (path, steps, _, _, since) in list(self._runs.items()):
+                # Before the run writes its log, the steps there are an earlier attempt's, past the checkpoint.
+                if _written_since(path, since):
+                    self._advance(name, trained_fraction(path, steps))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
