@@ -84,3 +84,20 @@ def test_a_sweeps_bar_ends_full_with_its_runs_watched_on_the_way(tmp_path, capfd
     assert main(["sweep", str(path), "--dir", str(tmp_path), "--workers", "1"]) == 0
     bars = [line for line in capfd.readouterr().err.replace("\r", "\n").splitlines() if "GFLOP" in line]
     assert bars[-1].startswith("bar 2/2 runs: 100%")
+
+
+def test_the_bar_never_passes_its_total_when_runs_end_in_another_order(tmp_path):
+    """The total and the counted work are the same GFLOP summed in different orders; rounding must
+    not push the bar past 100% (tqdm then warns and clamps)."""
+    flops = [183584713429046.8, 130137764074453.58, 78339806323458.05, 131865623786565.66, 31529141415353.426,
+             138473728816768.72, 92132886525789.66, 16735684058423.29, 148064207085174.3, 109319580032644.8]
+    total = sum(f / 1e9 for f in flops)
+    assert sum(f / 1e9 for f in reversed(flops)) > total  # the case: the other order rounds above
+    shown = tqdm(total=total, file=io.StringIO(), disable=False)
+    with WorkBar(shown, interval=3600) as work:
+        for i, f in enumerate(flops):
+            work.watch(tmp_path / str(i), str(i), 100, f)
+        for i in reversed(range(len(flops))):
+            work.finish(str(i))
+    assert shown.n <= shown.total
+    assert shown.n == pytest.approx(total)

@@ -78,7 +78,8 @@ class WorkBar:
         _, _, flops, start, _ = self._runs[name]
         done = flops * max(0.0, fraction - start) / 1e9
         if done > self._counted[name]:
-            self.bar.update(done - self._counted[name])
+            # The bar's total is the same numbers summed in another order: do not let rounding pass it.
+            self.bar.update(min(done - self._counted[name], max(0.0, self.bar.total - self.bar.n)))
             self._counted[name] = done
 
     def finish(self, name: str) -> None:
