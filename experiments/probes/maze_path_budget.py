@@ -16,6 +16,10 @@ as the last budget tried. The preset's verdict at the new budget then needs all 
 solve.
 
     lengthgen sweep experiments/probes/maze_path_budget.py --dir sweeps
+
+Result (2026-12-07, seed 0, step 5,000): shortest path alone 0.946 over 2-16; beside DFS trace,
+shortest path 0.879 over 2-32 and DFS trace 0.976 over 2-16. The auxiliary misses 0.9, so the rule
+is not met and the preset keeps its 2,500-step CPU budget (INCONCLUSIVE).
 """
 
 from lengthgen.presets.base import get_preset
