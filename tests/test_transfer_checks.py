@@ -159,6 +159,7 @@ def test_multiplication_preset_trains_the_papers_lengths_and_shares_the_alone_ru
                                  max(plan.config.eval.length_list()))
     assert layout["cpu"] == ([("reverse_add", (1, 8)), ("mult_cot", (1, 16))], 20)
     assert layout["cpu-v1"] == ([("reverse_add", (1, 4)), ("mult_cot", (1, 8))], 12)
+    assert get_preset("b-transfer-mult").step_lengths == [10, 12]  # the steps plot: just past reverse add's 1-8
     arith = {fingerprint(p.config) for p in plans("b-transfer-arith", "cpu") if p.config.data.group == "arith-carry"}
     mult = plans("b-transfer-mult", "cpu")
     assert [p.config.data.aux for p in mult if fingerprint(p.config) in arith] == [False]

@@ -264,7 +264,9 @@ def compare_check(better: str, worse: str, column: str, margin: float, claim: st
 def _register(name: str, claim_id: str, claim: str, groups: list[str], check, points=None, steps=None,
               cpu_steps: int | None = None, cpu_recipe: dict | None = None, cpu_points: list[dict] | None = None):
     scales = both_scales(points or with_and_without(groups), groups, cpu_steps, cpu_recipe, cpu_points)
-    main_max = group_max(groups[0], SCALES["cpu"]["length_factor"])[0]
+    # The steps plot follows the first main task just past its CPU training range (the paper's lengths
+    # for b-transfer-mult, a quarter of them for b-transfer-maze).
+    main_max = scales["cpu"]["points"][0]["data.group_max"][0]
     register_preset(Preset(name, claim_id, claim, scales, check, steps or [main_max + 2, main_max + 4],
                            per_seed=SEED_EFFECT))
 
