@@ -163,3 +163,30 @@ def test_multiplication_preset_trains_the_papers_lengths_and_shares_the_alone_ru
     arith = {fingerprint(p.config) for p in plans("b-transfer-arith", "cpu") if p.config.data.group == "arith-carry"}
     mult = plans("b-transfer-mult", "cpu")
     assert [p.config.data.aux for p in mult if fingerprint(p.config) in arith] == [False]
+
+
+def test_maze_preset_trains_a_quarter_of_the_papers_lengths_and_reuses_its_probe():
+    """b-transfer-maze's CPU scale trains the main task on 2-8 nodes and the auxiliary on 2-16 (`cpu-v1`:
+    twice that), at the budget experiments/probes/maze_quarter.py chose; the probe's runs at that budget
+    have the preset's fingerprints, so `repro` copies them instead of training them again."""
+    from pathlib import Path
+
+    from lengthgen.presets.base import get_preset
+    from lengthgen.presets.transfer import MAZE_CPU
+    from lengthgen.sweeps.reuse import fingerprint
+    from lengthgen.sweeps.spec import expand, load_spec
+
+    def layout(scale):
+        return {(p.config.data.group, p.config.data.aux): [(e.task, e.lengths) for e in p.config.data.resolved_tasks()]
+                for p in expand(get_preset("b-transfer-maze").spec(scale, seeds=[0]))}
+
+    quarter, half = layout("cpu"), layout("cpu-v1")
+    assert quarter[("maze-dfs", True)] == [("maze_dfs_trace", (2, 8)), ("maze_shortest_path", (2, 16))]
+    assert quarter[("maze-path", False)] == [("maze_shortest_path", (2, 8))]
+    assert half[("maze-dfs", True)] == [("maze_dfs_trace", (2, 16)), ("maze_shortest_path", (2, 32))]
+    assert get_preset("b-transfer-maze").step_lengths == [10, 12]
+    preset = expand(get_preset("b-transfer-maze").spec("cpu", seeds=[0]))
+    assert {p.config.train.steps for p in preset} == {MAZE_CPU["train.steps"]}
+    probe = expand(load_spec(Path(__file__).parent.parent / "experiments" / "probes" / "maze_quarter.py"))
+    shared = {fingerprint(p.config) for p in probe} & {fingerprint(p.config) for p in preset}
+    assert len(shared) == 2  # the two runs with auxiliaries, seed 0, at the chosen budget

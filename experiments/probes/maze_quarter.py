@@ -16,6 +16,12 @@ stays INCONCLUSIVE with this probe as the last recipe tried. Transfer is then ju
 preset's check, unchanged, over 9-16 nodes.
 
     lengthgen sweep experiments/probes/maze_quarter.py --dir sweeps
+
+Result (2026-12-07, seed 0; 3,125 s sweep wall on 2 workers, the first half beside another sweep's
+last run): at 5,000 steps every task fits, DFS trace 0.975 over 2-8 with shortest path 0.916 over
+2-16, and shortest path 0.977 over 2-8 with DFS trace 0.966 over 2-16; at 2,500 steps not (shortest
+path 0.815 over 2-16 beside DFS trace 0.896 over 2-8; DFS trace 0.879 over 2-16 beside shortest path
+0.940). By the rule, b-transfer-maze's `cpu` scale is the quarter scale at 5,000 steps.
 """
 
 from lengthgen.presets.transfer import group_max, sweep_tree
