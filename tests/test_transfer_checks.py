@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from lengthgen.presets.transfer import check_ratio, compare_check, transfer_check
+from lengthgen.presets.ratio import check_ratio
+from lengthgen.presets.transfer import compare_check, transfer_check
 
 L_MAIN, L_AUX = 8, 16
 
