@@ -268,3 +268,26 @@ def test_show_and_data_commands_take_text(capsys):
     assert len(records) == 3 and all(r["prompt"] == "" and len(r["answer_positions"]) == 25 for r in records)
     assert main(["show", "text", "--length", "5", "--param", "corpus=/no/such/corpus"]) == 2
     assert "neither a builtin corpus" in capsys.readouterr().err
+
+
+def test_repeat_makes_a_share_of_training_windows_periodic_and_never_evaluation_windows(small_corpus):
+    root, documents = small_corpus
+    reference = whole_split(documents)["train"]
+    examples = text_task(root, repeat=0.5).sample(np.random.default_rng(5), 400, 40)
+    periods = []
+    for ex in examples:
+        text = sources.decode(VOCAB.encode(ex.answer))
+        start = reference[ex.meta["offset"] : ex.meta["offset"] + 40]
+        if text == start:
+            continue  # random letters: a natural window is never periodic by chance
+        period = next(d for d in range(5, 40) if all(text[i] == text[i - d] for i in range(d, 40)))
+        assert text[:period] == start[:period]  # the window's own beginning, repeated to its end
+        periods.append(period)
+    assert 160 < len(periods) < 240 and min(periods) == 5 and max(periods) == 39
+    spec = build_spec({"task": "text", "lengths": [5, 40], "params": text_task(root, repeat=1.0).params()})
+    assert spec.eval_task.repeat == 0.0
+    for ex in eval_examples(spec, 40, 20, 0, "consecutive", PolicySettings(64)):
+        text = sources.decode(VOCAB.encode(ex.answer))
+        assert whole_split(documents)["validation"][ex.meta["offset"] : ex.meta["offset"] + 40] == text
+    with pytest.raises(UserError, match="repeat must be a share"):
+        text_task(root, repeat=1.5).validate()

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import UserError
 from .base import Task, register_task
 from .corpus import Split, check_split_settings, open_split
 from .corpus_sources import TOKEN_STRINGS, resolve
@@ -43,12 +44,16 @@ class Text(Task):
     block_chars          block size of the split, in normalized characters; a window never crosses
                          into a block of the other split, so evaluation lengths must fit in runs of
                          validation blocks
+    repeat               share of windows made periodic: the window's first d characters (d uniform
+                         in [length // 8, length - 1]) repeat to its end, so copying from d back pays;
+                         an induction curriculum for models too small to find copying in natural
+                         text. Evaluation sets never repeat (`eval_overrides`)
     meta: {"offset": the window's start in the split}.
     """
 
     name = "text"
     description = "language modelling: a window of `length` characters of a local corpus (prompt empty)"
-    eval_overrides = {"split": "validation"}
+    eval_overrides = {"split": "validation", "repeat": 0.0}
     eos_in_loss = False
     report_metric = "token_acc"
     max_length = _SplitLimit()
@@ -57,10 +62,13 @@ class Text(Task):
     split: Literal["train", "validation"] = "train"
     validation_fraction: float = 0.1
     block_chars: int = 4096
+    repeat: float = 0.0
 
     def validate(self) -> None:
         """Split settings in range and a corpus that exists (nothing is read yet)."""
         check_split_settings(self.validation_fraction, self.block_chars)
+        if not 0.0 <= self.repeat <= 1.0:
+            raise UserError(f"task 'text': repeat must be a share in [0, 1], got {self.repeat}")
         resolve(self.corpus)
 
     def source(self) -> Split:
@@ -80,6 +88,22 @@ class Text(Task):
 
     def generate(self, rng: np.random.Generator, n: int, length: int):
         ids, offsets = self.source().windows(rng, n, length)
+        if self.repeat > 0 and length > 1:
+            ids = periodic(ids, rng, self.repeat)
         tokens = TOKEN_STRINGS[ids.astype(np.int64)]
         for row, offset in zip(tokens, offsets.tolist()):
             yield (), tuple(row), {"offset": offset}
+
+
+def periodic(ids: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    """The windows [n, length], a `share` of them made periodic: row i keeps its first d_i characters
+    (d_i uniform in [max(1, length // 8), length - 1]) and repeats them to its end."""
+    n, length = ids.shape
+    rows = np.flatnonzero(rng.random(n) < share)
+    if not len(rows):
+        return ids
+    periods = rng.integers(max(1, length // 8), length, size=len(rows))
+    out = ids.copy()
+    cols = np.arange(length)
+    out[rows] = np.take_along_axis(ids[rows], cols[None, :] % periods[:, None], axis=1)
+    return out
