@@ -272,7 +272,8 @@ def test_show_and_data_commands_take_text(capsys):
 
 def test_repeat_makes_a_share_of_training_windows_periodic_and_never_evaluation_windows(small_corpus):
     root, documents = small_corpus
-    reference = whole_split(documents)["train"]
+    splits = whole_split(documents)
+    reference = splits["train"]
     examples = text_task(root, repeat=0.5).sample(np.random.default_rng(5), 400, 40)
     periods = []
     for ex in examples:
@@ -288,6 +289,6 @@ def test_repeat_makes_a_share_of_training_windows_periodic_and_never_evaluation_
     assert spec.eval_task.repeat == 0.0
     for ex in eval_examples(spec, 40, 20, 0, "consecutive", PolicySettings(64)):
         text = sources.decode(VOCAB.encode(ex.answer))
-        assert whole_split(documents)["validation"][ex.meta["offset"] : ex.meta["offset"] + 40] == text
+        assert splits["validation"][ex.meta["offset"] : ex.meta["offset"] + 40] == text
     with pytest.raises(UserError, match="repeat must be a share"):
         text_task(root, repeat=1.5).validate()
