@@ -30,6 +30,8 @@ CASES = {
                          ["one head at a time", "shared passes, rows 8", "same map:"]),
     "rope_rotation.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--layers", "1", "--repeats", "1"],
                          ["Llama rotate_half (autograd)", "lengthgen Rotary.rotate", "speed-up"]),
+    "elementwise_fusion.py": (["--batch", "2", "--seq-len", "8", "--calls", "1", "--repeats", "1"],
+                              ["SwiGLU MLP", "RMSNorm + projection", "attention probabilities", "whole training step"]),
     "hooks_overhead.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--forwards", "1", "--repeats", "1"],
                           ["hooks=None", "empty Hooks()", "capture one pattern", "ratio to hooks=None"]),
 }

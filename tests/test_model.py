@@ -7,6 +7,7 @@ import torch
 from lengthgen.errors import UserError
 from lengthgen.model import ENCODINGS, Decoder, Hooks, KVCache, ModelConfig
 from lengthgen.model.hooks import replace_head_output
+from lengthgen.model.transformer import AttentionProbs, RMSNorm, additive_mask, causal_mask
 
 from helpers import tiny_config, train_tree
 
@@ -114,6 +115,48 @@ def test_rope_rotation_is_llamas_rotate_half_with_the_exact_gradient():
     (expected,) = torch.autograd.grad(reference, x, grad)
     assert torch.allclose(ours, expected, atol=1e-12)
     assert torch.autograd.gradcheck(lambda t: rope.rotate(t, state), (x,))
+
+
+def test_rms_norm_backward_is_autograds_of_the_fused_norm():
+    # The hand-written backward against autograd of F.rms_norm and against finite differences (float64),
+    # then under bf16 autocast: a bf16 output, and the same gradients as the float32 computation.
+    norm = RMSNorm(8, 1e-6).double()
+    with torch.no_grad():
+        norm.weight.add_(0.3 * torch.randn(8, dtype=torch.float64))
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(3, 5, 8, dtype=torch.float64)
+    ours = torch.autograd.grad(norm(x), (x, norm.weight), grad)
+    reference = torch.nn.functional.rms_norm(x, (8,), norm.weight, 1e-6)
+    assert torch.allclose(norm(x), reference, atol=1e-12)
+    for a, b in zip(ours, torch.autograd.grad(reference, (x, norm.weight), grad)):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert torch.autograd.gradcheck(norm, (x,))
+    norm, x32 = norm.float(), x.detach().float().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm(x32)
+    assert out.dtype == torch.bfloat16 and norm(x32).dtype == torch.float32
+    (d_bf16,) = torch.autograd.grad(out, x32, grad.to(torch.bfloat16))
+    (d_fp32,) = torch.autograd.grad(norm(x32), x32, grad.to(torch.bfloat16).float())
+    assert torch.allclose(d_bf16, d_fp32, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_attention_probabilities_backward_matches_autograd(dtype):
+    # Masked, scaled softmax with the hand-written backward against autograd of the same ops: exact in
+    # float64 (and finite differences), within bf16 rounding when the values are bf16 (autocast).
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(2, 3, 6, 6, dtype=torch.float64, generator=g).requires_grad_()
+    mask = additive_mask(causal_mask(6, 6, "cpu")).double()
+    grad = torch.randn(2, 3, 6, 6, dtype=torch.float64, generator=g).to(dtype)
+    probs = AttentionProbs.apply(scores, mask, 0.5, dtype)
+    reference = torch.add(mask, scores, alpha=0.5).softmax(-1)
+    assert probs.dtype == dtype
+    assert torch.allclose(probs.double(), reference, atol=1e-12 if dtype == torch.float64 else 4e-3)
+    (ours,) = torch.autograd.grad(probs, scores, grad)
+    (expected,) = torch.autograd.grad(reference, scores, grad.double())
+    assert torch.allclose(ours.double(), expected, atol=1e-12 if dtype == torch.float64 else 1e-2)
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(lambda s: AttentionProbs.apply(s, mask, 0.5, dtype), (scores,))
 
 
 def test_learned_encoding_rejects_ids_beyond_its_table():
