@@ -27,8 +27,8 @@ class _RMSNormFunction(torch.autograd.Function):
 
     Autograd's backward of `F.rms_norm` runs about a dozen elementwise passes over the activations, this
     one six; and returning the autocast dtype saves the cast the next projection would make
-    (`python benchmarks/elementwise_fusion.py`: about 1.1x for norm + projection, 1.03x for the small
-    model's whole step).
+    (`python benchmarks/elementwise_fusion.py`; with `AttentionProbs`, 1.13x for the small model's whole
+    training step, docs/performance.md).
     """
 
     @staticmethod
@@ -126,8 +126,8 @@ class AttentionProbs(torch.autograd.Function):
     The same forward as autograd's graph of those ops; what changes is the backward: autograd kept the
     float32 probabilities and ran four passes over the [B, H, T, S] scores (cast the gradient up,
     softmax backward, scale, cast down for the matmul); this keeps the probabilities as returned and
-    runs two, in bf16 under autocast (`python benchmarks/elementwise_fusion.py`: 1.29x for this part of
-    the small model). The mask gets no gradient: callers with a learned bias keep the plain path.
+    runs two, in bf16 under autocast (`python benchmarks/elementwise_fusion.py`: about 1.15x for this
+    part of a layer). The mask gets no gradient: callers with a learned bias keep the plain path.
     """
 
     @staticmethod
