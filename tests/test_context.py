@@ -239,20 +239,32 @@ def test_paper_scale_needs_the_c4_shard(monkeypatch, tmp_path):
     assert preset.spec("cpu-pydoc").base["data"]["tasks"][0]["params"]["corpus"] == "pydoc"  # the first CPU scale
 
 
-@pytest.mark.slow
-def test_a_language_preset_runs_end_to_end(tmp_path):
+TINY_LANGUAGE = ["train.steps=4", "eval.n=4", "eval.lengths=[16,64]", "model.layers=1", "model.d_model=32",
+                 "model.d_ff=64", "model.heads=2", "data.batch_size=4", "data.tasks.0.lengths=[16,16]",
+                 "positions.max_position=66"]
+
+
+def run_language_sweep(path, spec) -> str:
+    """Train a tiny a-language sweep and write its report with the preset's analysis; the report's text."""
     from lengthgen.presets import get_preset
     from lengthgen.reports.report import write_report
     from lengthgen.sweeps.run import SweepDir, run_sweep
 
-    spec = get_preset("a-language").spec("cpu", seeds=[0]).model_copy(update={"overrides": [
-        "train.steps=4", "eval.n=4", "eval.lengths=[16,64]", "model.layers=1", "model.d_model=32", "model.d_ff=64",
-        "model.heads=2", "data.batch_size=4", "data.tasks.0.lengths=[16,16]", "positions.max_position=66"]})
-    sweep = SweepDir(tmp_path / "a-language")
+    sweep = SweepDir(path)
     sweep.prepare(spec, force=False)
     (sweep.path / "preset.json").write_text(json.dumps({"name": "a-language", "scale": "cpu"}))
     assert all(r.status == "done" for r in run_sweep(spec, sweep.path, workers=1, threads=1, quiet=True))
-    report = write_report(sweep.path, preset=get_preset("a-language")).read_text()
+    return write_report(sweep.path, preset=get_preset("a-language")).read_text()
+
+
+@pytest.mark.slow
+def test_a_language_preset_runs_end_to_end(tmp_path):
+    from lengthgen.presets import get_preset
+    from lengthgen.sweeps.run import SweepDir
+
+    spec = get_preset("a-language").spec("cpu", seeds=[0]).model_copy(update={"overrides": TINY_LANGUAGE})
+    sweep = SweepDir(tmp_path / "a-language")
+    report = run_language_sweep(sweep.path, spec)
     assert "**Verdict:" in report and "## Far context: gain by sparsity of the dependency" in report
     # a text window is never exact, so its length table is token accuracy
     assert "### text: token_acc, mean (min-max)" in report and "### text: exact_match" not in report
@@ -261,3 +273,20 @@ def test_a_language_preset_runs_end_to_end(tmp_path):
     assert (sweep.path / "context_gain_by_k.png").is_file() and (sweep.path / "context_loss_by_position.png").is_file()
     assert (sweep.path / "context_gain_distribution.png").is_file() and "gain_median" in report
     assert summary["gain_p10"].le(summary["gain_median"]).all() and summary["gain_median"].le(summary["gain_p90"]).all()
+
+
+@pytest.mark.slow
+def test_a_probe_of_one_positions_rule_is_analysed_per_run(tmp_path):
+    # A probe sweep (experiments/language/) keeps PoSE in its base and varies another knob, so its results
+    # have no positions.train column: the analysis reads the rule from each run's config, and the
+    # accuracy table goes per run.
+    from lengthgen.presets import get_preset
+
+    spec = get_preset("a-language").spec("cpu", seeds=[0])
+    base = {**spec.base, "positions": {**spec.base["positions"], "train": "pose"}}
+    probe = spec.model_copy(update={"name": "probe", "base": base, "overrides": TINY_LANGUAGE,
+                                    "points": [{"model.attention_window": 8}, {"model.attention_window": 16}]})
+    report = run_language_sweep(tmp_path / "probe", probe)
+    summary = pd.read_csv(tmp_path / "probe" / "context_summary.csv")
+    assert list(summary["point"]) == ["pose", "pose"] and summary["run"].nunique() == 2
+    assert "| length | attention_window=16__seed0 | attention_window=8__seed0 |" in report

@@ -121,10 +121,11 @@ def analyze_sweep(df: pd.DataFrame, path) -> pd.DataFrame:
     rows = []
     for _, row in df[df["status"] == "done"].drop_duplicates("run").iterrows():
         run = RunDir(path / "runs" / row["run"])
-        settings = resolve_settings(run.read_config(), windows=windows, threshold=THRESHOLD, fraction=FRACTION,
-                                    sparse_k=SPARSE_K)
+        cfg = run.read_config()
+        settings = resolve_settings(cfg, windows=windows, threshold=THRESHOLD, fraction=FRACTION, sparse_k=SPARSE_K)
         summary = analyze_run(run, settings, quiet=False).summary
-        rows.append({"point": row["positions.train"], "seed": row["seed"], "run": row["run"], **summary})
+        # From the run's own config: the results table has a column only for keys its grid varies.
+        rows.append({"point": cfg.positions.train, "seed": row["seed"], "run": row["run"], **summary})
     table = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS) if rows else pd.DataFrame(columns=SUMMARY_COLUMNS)
     atomic_write_text(path / "context_summary.csv", table.to_csv(index=False))
     return table
@@ -182,7 +183,9 @@ def language_report(df: pd.DataFrame, path) -> list[str]:
     # Exact match of a whole window is ~0 for any LM; next-character accuracy is the informative score.
     last = final(df)
     if not last.empty:
-        accuracy = last.pivot_table(index="length", columns="positions.train", values="token_acc", aggfunc="mean")
+        # Per positions rule where the grid varies it (the preset), else per run (a probe of one rule).
+        column = "positions.train" if "positions.train" in last else "run"
+        accuracy = last.pivot_table(index="length", columns=column, values="token_acc", aggfunc="mean")
         lines += ["### Next-character accuracy (teacher forced, mean over seeds) by window length", "",
                   markdown_table(accuracy.reset_index()), ""]
     return lines
