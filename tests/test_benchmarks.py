@@ -32,6 +32,9 @@ CASES = {
                          ["Llama rotate_half (autograd)", "lengthgen Rotary.rotate", "speed-up"]),
     "elementwise_fusion.py": (["--batch", "2", "--seq-len", "8", "--calls", "1", "--repeats", "1"],
                               ["SwiGLU MLP", "RMSNorm + projection", "attention probabilities", "whole training step"]),
+    "matmul_ceiling.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--reps", "1", "--steps", "1",
+                           "--precisions", "fp32"],
+                          ["gate/up weight grad", "dK = dS^T Q", "ceiling MFU", "the matmuls' share of it"]),
     "hooks_overhead.py": (["--sizes", "small", "--batch", "2", "--seq-len", "8", "--forwards", "1", "--repeats", "1"],
                           ["hooks=None", "empty Hooks()", "capture one pattern", "ratio to hooks=None"]),
 }
@@ -45,6 +48,23 @@ def test_benchmark_script_runs(script, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     for needle in needles:
         assert needle in out.stdout, f"{script}: {needle!r} missing from\n{out.stdout}"
+
+
+def test_matmul_ceiling_lists_exactly_the_model_flops_of_a_training_step(monkeypatch):
+    """The matmuls matmul_ceiling.py times add up to the model FLOPs train_throughput.py divides by: every
+    weight of the Decoder three times (forward, input and weight gradient) plus the attention products."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from common import SIZES, build_lengthgen
+    from matmul_ceiling import step_matmuls
+    from train_throughput import matmul_params
+
+    vocab, batch, seq_len = 371, 3, 7
+    for size in SIZES.values():
+        listed = sum(2 * a[-2] * a[-1] * b[-1] * (a[0] if len(a) == 3 else 1) * count
+                     for _, a, b, _, _, count in step_matmuls(size, batch, seq_len, vocab))
+        params = matmul_params(build_lengthgen(size, vocab))
+        model_flops = 6 * params * batch * seq_len + 12 * size["layers"] * batch * seq_len**2 * size["d_model"]
+        assert listed == model_flops
 
 
 def test_preset_walltime_reads_sessions(tmp_path):
