@@ -7,6 +7,7 @@ Reading order:
                        driven by explicit position IDs: nope, learned, sinusoidal, rope, alibi, fire
   hooks.py             TransformerLens-style hook points (capture and patch by name)
   transformer.py       the Llama-style decoder (`transformer`): attention, KV cache, PPC position head
+  backward.py          RMSNorm and attention probabilities with hand-written backward passes (speed)
   sparse_attention.py  Paper A's idealized sparse-attention model (`sparse_attention`)
   pretrained.py        any local Hugging Face causal LM behind the decoder's interface (`pretrained`)
   pretrained_tokens.py the tokenization rule that maps lengthgen's vocabulary into such a model

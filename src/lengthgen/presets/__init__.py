@@ -14,6 +14,7 @@ transfer.py    Paper B: transfer from auxiliary tasks (b-transfer-*, b-control, 
 ratio.py       Paper B: transfer against L_aux / L_main (b-ratio)
 heads.py       Paper B: shared heads against the generalization gap over training (b-heads)
 pretrained.py  Paper B: more pretraining, further extrapolation (b-pretrained)
+suite.py       every preset at one scale as one resumable queue (`lengthgen repro --all`)
 
 Importing the package registers every preset.
 """

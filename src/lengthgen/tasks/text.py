@@ -37,7 +37,8 @@ class _SplitLimit:
 class Text(Task):
     """A window of `length` characters of a corpus split; prompt empty, answer = the window.
 
-    corpus               'pydoc' (CPython's documentation, no download) or a path to a file or a
+    corpus               'pydoc' (CPython's documentation, no download), 'stdlib' (the standard
+                         library's own .py files, no download) or a path to a file or a
                          directory of .txt/.md/.jsonl(.gz)/.json.gz files; `$VARS` are expanded
     split                'train' or 'validation' (evaluation sets always use 'validation')
     validation_fraction  share of (document, block) pieces that go to validation
