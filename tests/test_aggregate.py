@@ -128,7 +128,7 @@ TINY_COST = {"train.steps": 4, "train.eval_every": 2, "train.checkpoint_every": 
 
 
 def run_tiny_preset(name: str, root) -> tuple[SweepDir, list]:
-    """A preset's CPU sweep, seed 0, under root/<name>-cpu as `lengthgen repro` lays it out, run for
+    """A preset's CPU sweep, seed 0, under root/<name>-cpu-seeds-0 as `lengthgen repro` lays it out, run for
     a few steps of a tiny model: every piece of the preset runs end to end, in seconds."""
     from lengthgen.sweeps.run import run_sweep
 
@@ -165,7 +165,8 @@ def test_preset_cpu_config_runs_end_to_end(name, tmp_path, monkeypatch):
     assert {json.loads((run / "done.json").read_text())["steps"] for run in (sweep.path / "runs").iterdir()} == {4}
     report = write_report(sweep.path, preset=preset).read_text()
     assert "**Verdict: INCONCLUSIVE**" in report  # four steps fit nothing, and the check says so
-    assert yaml.safe_load((sweep.path / "sweep.yaml").read_text())["name"] == f"{name}-cpu"
+    # seed 0 alone is a sweep of its own, named as `lengthgen repro NAME --seeds 0` names it
+    assert yaml.safe_load((sweep.path / "sweep.yaml").read_text())["name"] == sweep.path.name == f"{name}-cpu-seeds-0"
 
 
 @pytest.mark.slow
@@ -186,23 +187,27 @@ def test_repro_summary_lists_every_preset_with_its_reported_verdict(tmp_path, ca
     printed = capsys.readouterr().out
     table = (tmp_path / "repro-cpu.md").read_text()
     assert f"summary {tmp_path / 'repro-cpu.md'}" in printed
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()
-            if line.startswith("| ") and not line.startswith("| preset")}
+    lines = [line.split(" | ") for line in table.splitlines()
+             if line.startswith("| ") and not line.startswith("| preset")]
+    rows = {cells[0].strip("| "): cells for cells in lines if "-seeds-" not in cells[-1]}  # the original sweeps
     assert set(rows) == {n for n, p in PRESETS.items() if "cpu" in p.scales}
-    string = rows["b-transfer-string"]
+    # The tiny run is seed 0 alone, a replication of its own: its row stands beside the original's "not run".
+    (string,) = [cells for cells in lines if "b-transfer-string-cpu-seeds-0" in cells[-1]]
+    assert rows["b-transfer-string"][2] == "not run"
     assert string[2:6] == ["INCONCLUSIVE", "2 / 2", "0", f"{sum(s['wall_s'] for s in sweep.sessions()):,.0f} s"]
-    assert ("[report](b-transfer-string-cpu/report.md)" in string[6]
-            and "[lengths](b-transfer-string-cpu/lengths.png)" in string[6])
+    assert ("[report](b-transfer-string-cpu-seeds-0/report.md)" in string[6]
+            and "[lengths](b-transfer-string-cpu-seeds-0/lengths.png)" in string[6])
     assert rows["b-control"][2:5] == ["no report (run `lengthgen report` on the sweep)", "0 / 12", "0, 1, 2"]
     assert rows["b-ratio"][2] == "not run"
-    assert f"{len(rows)} presets. INCONCLUSIVE: 1, not run: {len(rows) - 2}, no verdict: 1." in table
+    assert (f"{len(rows)} presets, {len(lines)} sweeps with replications. INCONCLUSIVE: 1, "
+            f"not run: {len(lines) - 2}, no verdict: 1." in table)
     assert "b-transfer-string    INCONCLUSIVE  (2 / 2 runs)" in printed
     # The overview: one panel per preset, the sweep's curve where a report exists, linked from the table.
     from lengthgen.reports.summary import overview_panels, repro_summary
 
     assert "![overview](repro-cpu.png)" in table and (tmp_path / "repro-cpu.png").stat().st_size > 10_000
     panels = dict(overview_panels(tmp_path, repro_summary(tmp_path, "cpu"), "cpu"))
-    assert len(panels) == len(rows) and panels["b-transfer-string: INCONCLUSIVE"] is not None
+    assert len(panels) == len(lines) and panels["b-transfer-string (seeds 0): INCONCLUSIVE"] is not None
     assert panels["b-ratio: not run"] is None
 
     # A run that finished after the report was written makes its verdict stale, and the summary says so.
@@ -271,7 +276,10 @@ def test_other_seeds_make_a_replication_sweep_that_the_summary_lists_apart(tmp_p
 
     preset = get_preset("b-control")
     assert preset.spec("cpu").name == "b-control-cpu"
-    assert preset.spec("cpu", [0, 1]).name == "b-control-cpu"  # some of its own seeds: the original sweep
+    assert preset.spec("cpu", [2, 0, 1]).name == "b-control-cpu"  # its own seeds in any order: the original
+    assert preset.spec("cpu", [2, 0, 1]).seeds == [0, 1, 2]  # ... with the original's spec, run order included
+    # Some of its own seeds: a sweep of its own, so that it can neither clash with the original nor replace it.
+    assert preset.spec("cpu", [0, 1]).name == "b-control-cpu-seeds-0-1"
     replication = preset.spec("cpu", [3, 4, 5])
     assert replication.name == "b-control-cpu-seeds-3-4-5" and replication.seeds == [3, 4, 5]
     for spec, verdict in ((preset.spec("cpu"), "PASS"), (replication, "FAIL")):

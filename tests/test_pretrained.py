@@ -554,7 +554,7 @@ def test_b_pretrained_cpu_preset_runs_end_to_end(capsys, tmp_path, monkeypatch):
     argv = ["repro", "b-pretrained", "--dir", tmp_path, "--seeds", "0", "--workers", "2", "--threads", "1"]
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
-    sweep = tmp_path / "b-pretrained-cpu"
+    sweep = tmp_path / "b-pretrained-cpu-seeds-0"  # one of its seeds: a sweep of its own
     exports = sorted(p.name for p in (sweep / "pretraining" / "export").iterdir())
     assert exports == ["step_0000001", "step_0000002", "step_0000003"]
     series = json.loads((sweep / "pretraining" / "series.json").read_text())

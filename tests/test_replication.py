@@ -90,6 +90,10 @@ def test_replication_errors_are_one_line(tmp_path, capsys):
     assert main(["repro", "--replication"]) == 2
     assert main(["repro", PRESET, "--replication", "--seeds", "3", "--dir", str(tmp_path)]) == 2
     assert "give no --seeds" in capsys.readouterr().err
+    for bad in ("-1,2", "3,3,4"):  # a negative seed, a repeated one: nothing is written
+        assert main(["repro", PRESET, f"--seeds={bad}", "--dir", str(tmp_path)]) == 2
+        assert "must be distinct integers >= 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_preset_that_judges_an_analysis_is_judged_on_it_in_every_set(tmp_path):

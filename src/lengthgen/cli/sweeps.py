@@ -75,9 +75,12 @@ def _seeds(text: str | None) -> list[int] | None:
     if not text:
         return None
     try:
-        return [int(s) for s in text.split(",")]
+        seeds = [int(s) for s in text.split(",")]
     except ValueError:
         raise UserError(f"--seeds {text!r} must be comma-separated integers") from None
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r} must be distinct integers >= 0")
+    return seeds
 
 
 def cmd_repro(args) -> None:
@@ -175,8 +178,8 @@ def add_parsers(sub) -> None:
                    help="every preset's verdict, runs, seeds and wall time at --scale from the sweeps in --dir; "
                         "writes <dir>/repro-<scale>.md")
     p.add_argument("--scale", default="cpu", help="cpu or paper")
-    p.add_argument("--seeds", help="comma-separated seeds (default: the preset's); seeds the preset does not "
-                                   "list make a replication, a sweep of its own beside the original")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the preset's); any other seed set makes a "
+                                   "replication, a sweep of its own beside the original")
     p.add_argument("--replication", action="store_true",
                    help="write <dir>/<name>-<scale>-replication.md from the sweeps on disk: every seed set's verdict "
                         "(original and `--seeds` replications), the rule over all seeds, every seed's score plotted")

@@ -70,7 +70,7 @@ class Preset:
     per_seed: SeedScore | None = None
 
     def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
-        """The sweep spec at a scale, optionally with other seeds (with any seed the scale does not list,
+        """The sweep spec at a scale, optionally with other seeds (a seed set other than the scale's own is
         a replication named by `replication_name`). A scale may be given as a
         function returning its tree, for sweeps that depend on files outside the repository
         (b-pretrained at paper scale: a list of checkpoints on disk); it is called here."""
@@ -79,10 +79,12 @@ class Preset:
         tree = self.scales[scale]
         tree = copy.deepcopy(tree() if callable(tree) else tree)
         tree["name"] = f"{self.name}-{scale}"
-        if seeds is not None:
-            if set(seeds) - set(tree.get("seeds", [])):
-                # Fresh seeds are a replication: a sweep of its own beside the original, never mixed into it.
-                tree["name"] = replication_name(self.name, scale, seeds)
+        if seeds is not None and sorted(seeds) != sorted(tree.get("seeds", [])):
+            # Any other seed set (fresh seeds, or some of the preset's own) is a sweep of its own beside the
+            # original, never mixed into it: the original's directory holds exactly the preset's seeds, so a
+            # rerun on a subset can neither clash with it nor, with --force, replace it. Runs the two share
+            # are copied, not trained again (repro reuses the sweeps beside its own).
+            tree["name"] = replication_name(self.name, scale, seeds)
             tree["seeds"] = list(seeds)
         return parse_spec(tree)
 

@@ -107,10 +107,12 @@ def write_repro_summary(root: str | Path, scale: str) -> tuple[Path, pd.DataFram
     kinds = ("PASS", "FAIL", "INCONCLUSIVE", "not run")
     counts = table["verdict"].map(lambda v: next((k for k in kinds if v.startswith(k)), "no verdict")).value_counts()
     tally = ", ".join(f"{k}: {counts[k]}" for k in (*kinds, "no verdict") if k in counts)
+    presets = table["preset"].nunique()
+    count = f"{presets} presets" + (f", {len(table)} sweeps with replications" if len(table) > presets else "")
     figure = plot_overview(overview_panels(Path(root), table, scale), Path(root) / f"repro-{scale}.png")
     lines = [f"# Reproduction at {scale} scale", "",
              "Verdicts as each sweep's report.md states them (`lengthgen repro NAME` writes it); every seed "
-             "is in the report.", "", f"{len(table)} presets. {tally}.", "", markdown_table(table), "",
+             "is in the report.", "", f"{count}. {tally}.", "", markdown_table(table), "",
              "Each preset's main curve (its first task, mean over seeds per grid point; dashed: training maxima):",
              "", f"![overview]({figure.name})", ""]
     replications = sorted(Path(root).glob(f"*-{scale}-replication.md"))
