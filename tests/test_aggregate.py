@@ -9,7 +9,7 @@ import yaml
 from lengthgen.errors import UserError
 from lengthgen.evaluate import EvalRow
 from lengthgen.presets import PRESETS, get_preset
-from lengthgen.presets.copy_tasks import LONG, check_encodings
+from lengthgen.presets.copy_tasks import check_encodings
 from lengthgen.reports.aggregate import collect, final, generalization_gap, summarize
 from lengthgen.store.rundir import RunDir
 from lengthgen.sweeps.run import SweepDir
@@ -99,15 +99,18 @@ def test_report_gap_section_and_heatmap(fake_sweep):
     assert path.stat().st_size > 5_000
 
 
-def encodings_table(long_rope: float, long_nope: float, fit: float = 1.0) -> pd.DataFrame:
+def encodings_table(long_rope: float, long_nope: float, fit: float = 1.0, top: int = 10,
+                    long: tuple[int, ...] = (20, 24, 28, 32, 36, 40)) -> pd.DataFrame:
+    """copy trained on 1..top: exact match `fit` there, seed 0's long value at the `long` lengths (seed 1: 0),
+    and 1.0 at every length between top and the first long one (a band that must not be judged as 2x-4x)."""
     rows = []
     for point, long_value in (("nope", long_nope), ("rope", long_rope)):
         for seed in (0, 1):
-            for length in list(range(1, 11)) + LONG:
-                value = fit if length <= 10 else (long_value if seed == 0 else 0.0)
+            for length in [*range(1, long[0]), *long]:
+                value = fit if length <= top else (long_value if seed == 0 else 0.0) if length in long else 1.0
                 rows.append({"model.encoding": point, "seed": seed, "run": f"{point}{seed}", "status": "done",
                              "step": 100, "task": "copy", "length": length, "n": 8, "exact_match": value,
-                             "token_acc": value, "train_max": 10})
+                             "token_acc": value, "train_max": top})
     return pd.DataFrame(rows)
 
 
@@ -121,6 +124,12 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
     row = result.numbers.set_index("model.encoding").loc["rope"]
     assert row["long_best"] == pytest.approx(rope) and row["long_mean"] == pytest.approx(rope / 2)
     assert row["long_seeds"] == f"0: {rope:.3f}, 1: 0.000"
+    # A rerun trained on 1-12: the band is 24-48 as evaluated, not the preset's 20-40.
+    rerun = check_encodings(encodings_table(rope, nope, fit, top=12, long=(24, 30, 36, 48)))
+    assert rerun.status == verdict and "lengths <= L = 12" in rerun.rule and "24-48 (2x-4x)" in rerun.rule
+    # 2x not evaluated: the claim cannot be judged.
+    table = encodings_table(rope, nope, fit, top=12, long=(24, 30, 36, 48))
+    assert check_encodings(table[table["length"] != 24]).status == "INCONCLUSIVE"
 
 
 TINY_COST = {"train.steps": 4, "train.eval_every": 2, "train.checkpoint_every": 2, "model.layers": 1,

@@ -17,8 +17,9 @@ from lengthgen.presets.sparsity import (
 )
 
 
-def results(points: list[tuple[dict, int, str, dict[int, float]]]) -> pd.DataFrame:
-    """A results table: (grid point, seed, task label, {length: exact match}) at one final step."""
+def results(points: list[tuple[dict, int, str, dict[int, float]]], train_max: int = L_TRAIN) -> pd.DataFrame:
+    """A results table: (grid point, seed, task label, {length: exact match}) at one final step, every
+    task trained up to `train_max`."""
     keys = list(dict.fromkeys(k for point, *_ in points for k in point))
     rows = []
     for point, seed, task, scores in points:
@@ -26,17 +27,20 @@ def results(points: list[tuple[dict, int, str, dict[int, float]]]) -> pd.DataFra
         for length, value in scores.items():
             rows.append({**{k: point.get(k, float("nan")) for k in keys}, "seed": seed, "run": run, "status": "done",
                          "step": 10, "task": task, "length": length, "n": 64, "exact_match": value,
-                         "token_acc": value, "train_max": L_TRAIN})
+                         "token_acc": value, "train_max": train_max})
     return pd.DataFrame(rows)
 
 
-def sparsity_results(at_4x_by_k: dict[int, list[float]], fit: float = 1.0) -> pd.DataFrame:
-    """K_train -> accuracy at 4x for k = 1..K_train (one seed per K_train)."""
+def sparsity_results(at_4x_by_k: dict[int, list[float]], fit: float = 1.0, top: int = L_TRAIN,
+                     four_x: int | None = None) -> pd.DataFrame:
+    """K_train -> accuracy at 4x for k = 1..K_train (one seed per K_train), trained up to `top` and scored
+    at `four_x` (4 x top unless given); 1.0 at the preset's own 4x (80) when top is another L."""
     points = []
     for k_train, accs in at_4x_by_k.items():
         for k, acc in enumerate(accs, start=1):
-            points.append(({K_KEY: k_train}, 0, f"sparse_parity[k={k}]", {L_TRAIN: fit, FOUR_X: acc}))
-    return pd.DataFrame(results(points))
+            scores = {top: fit, (four_x or 4 * top): acc} | ({FOUR_X: 1.0} if top != L_TRAIN else {})
+            points.append(({K_KEY: k_train}, 0, f"sparse_parity[k={k}]", scores))
+    return pd.DataFrame(results(points, train_max=top))
 
 
 def test_sparsity_passes_when_accuracy_falls_with_k_and_fails_when_it_does_not():
@@ -44,11 +48,18 @@ def test_sparsity_passes_when_accuracy_falls_with_k_and_fails_when_it_does_not()
                8: [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5]}
     verdict = check_sparsity(sparsity_results(falling))
     assert verdict.status == "PASS" and verdict.numbers["decreases"].all()
-    assert verdict.numbers.loc[0, f"acc_at_{FOUR_X}_by_k"] == "1: 1.00, 2: 0.90, 3: 0.70, 4: 0.60"
+    assert verdict.numbers.loc[0, "acc_at_4L_by_k"] == "1: 1.00, 2: 0.90, 3: 0.70, 4: 0.60"
     flat = {k: [1.0 - 0.01 * (i % 2) for i in range(k)] for k in (4, 6, 8)}
     assert check_sparsity(sparsity_results(flat)).status == "FAIL"
     rising = {k: [0.5 + 0.05 * i for i in range(k)] for k in (4, 6, 8)}
     assert check_sparsity(sparsity_results(rising)).status == "FAIL"
+    # A rerun trained up to 24 is judged at its own 4L, 96 (not at the preset's 80, perfect here).
+    rerun = check_sparsity(sparsity_results(falling, top=24))
+    assert rerun.status == "PASS" and set(rerun.numbers["L"]) == {24} and "l = 4L" in rerun.rule
+    assert check_sparsity(sparsity_results(flat, top=24)).status == "FAIL"
+    # 4L not evaluated (96 missing, 100 instead): no run can be judged, so INCONCLUSIVE, not FAIL.
+    unjudged = check_sparsity(sparsity_results(falling, top=24, four_x=100))
+    assert unjudged.status == "INCONCLUSIVE" and not unjudged.numbers["judged"].any()
 
 
 def seeded_sparsity_results(by_seed: dict[int, dict[int, list[float]]], fit: float = 1.0) -> pd.DataFrame:
@@ -71,7 +82,7 @@ def test_the_mean_over_seeds_rule_sees_a_fall_that_single_runs_hide(tmp_path):
     second = check_mean_over_seeds(df)
     assert second.status == "PASS" and "[added after the first CPU run" in second.rule
     row = second.numbers.set_index("K_train").loc[4]
-    assert row[f"mean_acc_at_{FOUR_X}_by_k"] == "1: 1.00, 2: 0.93, 3: 0.87, 4: 0.83" and row["seeds"] == 3
+    assert row["mean_acc_at_4L_by_k"] == "1: 1.00, 2: 0.93, 3: 0.87, 4: 0.83" and row["seeds"] == 3
     assert row["drop"] == pytest.approx(1 - 2.5 / 3)
     lines = sparsity_report(df, tmp_path)
     assert "**Verdict of this rule: PASS**" in lines and (tmp_path / "accuracy_vs_k.png").stat().st_size > 5_000
@@ -90,14 +101,16 @@ def test_sparsity_reports_unfitted_runs_and_is_inconclusive_without_three_fitted
 
 
 def locality_results(local: float, nonlocal_: float, coupled: float, fit: float = 1.0, window: float = 1.0,
-                     window_fit: float | None = None) -> pd.DataFrame:
+                     window_fit: float | None = None, top: int = L_TRAIN) -> pd.DataFrame:
     values = {"local": local, "nonlocal": nonlocal_, "nonlocal+coupling": coupled, "local+window": window,
               "idealized local": 1.0, "idealized nonlocal": 0.5}
     fits = {name: fit for name in values} | ({"local+window": window_fit} if window_fit is not None else {})
+    # Trained up to `top`; at another L than the preset's, the preset's 4x (80) scores 0.5 everywhere.
+    other = {FOUR_X: 0.5} if top != L_TRAIN else {}
     points = [(LOCALITY_POINTS[name], seed, "offset_parity",
-               {10: fits[name], L_TRAIN: fits[name], FOUR_X: value - 0.1 * seed})
+               {10: fits[name], top: fits[name], 4 * top: value - 0.1 * seed} | other)
               for name, value in values.items() for seed in (0, 1)]
-    return results(points)
+    return results(points, train_max=top)
 
 
 @pytest.mark.parametrize("plain,window,window_fit,verdict", [
@@ -115,6 +128,8 @@ def test_locality_window_comparison_rule(plain, window, window_fit, verdict):
     assert result.numbers.set_index("variant").loc["local+window", "at_4x_best"] == pytest.approx(window)
     assert f"**Verdict of this rule: {verdict}**" in locality_report(df, None)
     assert check_locality(df).status == ("PASS" if plain >= 0.9 else "FAIL")  # the first rule ignores the window
+    rerun = locality_results(plain, 0.5, 1.0, window=window, window_fit=window_fit, top=24)  # judged at 96, not 80
+    assert check_window(rerun).status == verdict
 
 
 @pytest.mark.parametrize("local,nonlocal_,coupled,fit,verdict", [
@@ -229,15 +244,20 @@ def test_ppc_match_is_inconclusive_when_coupling_itself_does_not_generalize():
 def test_coupling_vs_rope_rule(coupled, rope, fit, verdict):
     from lengthgen.presets.copy_tasks import DEMO_POINTS, check_coupling_vs_rope
 
-    in_dist = {n: fit for n in range(1, 11)}
-    table = results([(DEMO_POINTS["coupling"], 0, "reverse", {**in_dist, 20: coupled}),
-                     (DEMO_POINTS["coupling"], 1, "reverse", {**in_dist, 20: coupled / 2}),
-                     (DEMO_POINTS["rope"], 0, "reverse", {**in_dist, 20: rope})])
-    result = check_coupling_vs_rope(table)
-    assert result.status == verdict
-    numbers = result.numbers.set_index("method")
-    assert numbers.loc["coupling", "at_2x_best"] == pytest.approx(coupled)
-    assert numbers.loc["coupling", "at_2x_seeds"] == f"0: {coupled:.3f}, 1: {coupled / 2:.3f}"
+    for top in (10, 12):  # the preset's L, and a rerun at another L: 2x is read from the runs
+        in_dist = {n: fit for n in range(1, top + 1)}
+        # Perfect at the preset's 2x (20) whatever L is, so that judging 20 when L = 12 would show.
+        table = results([(DEMO_POINTS["coupling"], 0, "reverse", {**in_dist, 20: 1.0, 2 * top: coupled}),
+                         (DEMO_POINTS["coupling"], 1, "reverse", {**in_dist, 20: 1.0, 2 * top: coupled / 2}),
+                         (DEMO_POINTS["rope"], 0, "reverse", {**in_dist, 2 * top: rope})], train_max=top)
+        result = check_coupling_vs_rope(table)
+        assert result.status == verdict and f"at length {2 * top} (2x)" in result.rule
+        numbers = result.numbers.set_index("method")
+        assert numbers.loc["coupling", "at_2x_best"] == pytest.approx(coupled)
+        assert numbers.loc["coupling", "at_2x_seeds"] == f"0: {coupled:.3f}, 1: {coupled / 2:.3f}"
+    # 2x not evaluated: nothing to judge.
+    table = results([(DEMO_POINTS[m], 0, "reverse", {**in_dist, 30: 1.0}) for m in ("coupling", "rope")], train_max=12)
+    assert check_coupling_vs_rope(table).status == "INCONCLUSIVE"
 
 
 def test_coupling_cpu_scale_gives_each_method_its_recipe():

@@ -134,6 +134,23 @@ def band_scores(df: pd.DataFrame, task: str, lengths: list[int]) -> pd.DataFrame
     return sub.groupby(keys + ["seed"], dropna=False)["exact_match"].mean().reset_index()
 
 
+def train_maxima(df: pd.DataFrame, tasks, defaults: dict[str, int] | int) -> dict[str, int]:
+    """Each task's longest training length L as the runs trained it (the results table's `train_max`),
+    else `defaults` (a number for every task, or one per task) where the table does not say. Checks
+    read L here rather than restating their config, so that they judge a rerun at other lengths."""
+    out = {}
+    for task in tasks:
+        known = df.loc[df["task"] == task, "train_max"].dropna() if "train_max" in df else pd.Series(dtype=float)
+        fallback = defaults if isinstance(defaults, int) else defaults[task]
+        out[task] = int(known.max()) if not known.empty else fallback
+    return out
+
+
+def evaluated_lengths(df: pd.DataFrame, task: str) -> list[int]:
+    """The lengths at which `task` was evaluated, sorted."""
+    return sorted(set(df.loc[df["task"] == task, "length"].dropna().astype(int)))
+
+
 def best_over_seeds(scores: pd.DataFrame, column: str = "exact_match") -> pd.DataFrame:
     """Per grid point: best, mean and every seed's score (the report shows all of them)."""
     keys = [c for c in scores.columns if c not in ("seed", column)]

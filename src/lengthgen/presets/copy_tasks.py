@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .base import Preset, Verdict, band_scores, best_over_seeds, register_preset
+from ..reports.aggregate import final
+from .base import Preset, Verdict, band_scores, best_over_seeds, evaluated_lengths, register_preset, train_maxima
 
-TRAIN_MAX = 10
+TRAIN_MAX = 10  # the presets' training length L; the checks read L from the runs (`train_max`)
 EVAL_LENGTHS = list(range(1, 13)) + [16, 20, 24, 28, 32, 36, 40]
-IN_DIST = list(range(1, TRAIN_MAX + 1))
-LONG = [n for n in EVAL_LENGTHS if 2 * TRAIN_MAX <= n <= 4 * TRAIN_MAX]
 FIT = 0.95  # best-seed exact match over lengths <= L that counts as "fitted"
 
 
@@ -31,13 +30,21 @@ PAPER = copy_base(layers=6, d_model=384, heads=6, steps=20000, batch=1024, lr=1e
 PAPER["train"].update(schedule="wsd", warmup=0.1, decay=0.2)
 
 
-def _fit_and_long(df: pd.DataFrame) -> pd.DataFrame:
-    fit = best_over_seeds(band_scores(df, "copy", IN_DIST)).rename(
+def bands(df: pd.DataFrame, task: str) -> tuple[int, list[int], list[int]]:
+    """(L, the evaluated lengths <= L, the evaluated lengths from 2L to 4L) of `task` as the runs trained
+    and evaluated it; the long band is empty unless 2L itself was evaluated."""
+    top = train_maxima(df, [task], TRAIN_MAX)[task]
+    lengths = evaluated_lengths(df, task)
+    long = [n for n in lengths if 2 * top <= n <= 4 * top] if 2 * top in lengths else []
+    return top, [n for n in lengths if n <= top], long
+
+
+def _fit_and_long(df: pd.DataFrame, fit_lengths: list[int], long: list[int]) -> pd.DataFrame:
+    fit = best_over_seeds(band_scores(df, "copy", fit_lengths)).rename(
         columns={"best": "fit_best", "mean": "fit_mean", "seeds": "fit_seeds"})
-    evaluated = set(df.loc[df["task"] == "copy", "length"].dropna().astype(int))
-    if not set(LONG) <= evaluated:  # the claim is about 2x-4x; without those lengths it cannot be judged
+    if not long:  # the claim is about 2x-4x; without those lengths it cannot be judged
         return fit.assign(long_best=float("nan"), long_mean=float("nan"), long_seeds="")
-    long = best_over_seeds(band_scores(df, "copy", LONG)).rename(
+    long = best_over_seeds(band_scores(df, "copy", long)).rename(
         columns={"best": "long_best", "mean": "long_mean", "seeds": "long_seeds"})
     keys = [c for c in fit.columns if not c.startswith("fit_")]
     return fit.merge(long, on=keys)
@@ -45,10 +52,14 @@ def _fit_and_long(df: pd.DataFrame) -> pd.DataFrame:
 
 def check_encodings(df: pd.DataFrame) -> Verdict:
     """Standard encodings fit copy but do not extrapolate to 2x-4x."""
-    numbers = _fit_and_long(df)
-    rule = (f"INCONCLUSIVE unless every encoding's best seed fits (mean exact match over lengths 1-{TRAIN_MAX} "
-            f">= {FIT}); then PASS if every encoding's best seed stays below 0.5 over lengths "
-            f"{LONG[0]}-{LONG[-1]} (2x-4x), FAIL otherwise.")
+    top, fit_lengths, long = bands(df, "copy")
+    span = f"{long[0]}-{long[-1]}" if long else f"{2 * top}-{4 * top} (not evaluated)"
+    rule = (f"INCONCLUSIVE unless every encoding's best seed fits (mean exact match over the lengths <= L = {top} "
+            f">= {FIT}); then PASS if every encoding's best seed stays below 0.5 over the evaluated lengths "
+            f"{span} (2x-4x), FAIL otherwise.")
+    if final(df[df["task"] == "copy"]).empty or not fit_lengths:
+        return Verdict("INCONCLUSIVE", rule, pd.DataFrame())
+    numbers = _fit_and_long(df, fit_lengths, long)
     if (numbers["fit_best"] < FIT).any() or numbers["long_best"].isna().any():
         return Verdict("INCONCLUSIVE", rule, numbers)
     return Verdict("PASS" if (numbers["long_best"] < 0.5).all() else "FAIL", rule, numbers)
@@ -104,14 +115,17 @@ def demo_base(layers: int, d_model: int, heads: int, steps: int, batch: int, n: 
 
 def check_coupling_vs_rope(df: pd.DataFrame) -> Verdict:
     """Coupling extrapolates reverse to 2x; RoPE does not."""
-    rule = (f"INCONCLUSIVE unless both points' best seed fits (mean exact match over lengths 1-{TRAIN_MAX} >= "
-            f"{FIT}); then PASS if coupling's best seed reaches >= 0.5 exact match at length {DEMO_2X} (2x) and "
+    top, fit_lengths, _ = bands(df, "reverse")
+    rule = (f"INCONCLUSIVE unless both points' best seed fits (mean exact match over the lengths <= L = {top} >= "
+            f"{FIT}); then PASS if coupling's best seed reaches >= 0.5 exact match at length {2 * top} (2x) and "
             f"RoPE's best seed stays < 0.1 there; FAIL otherwise.")
-    fit = best_over_seeds(band_scores(df, "reverse", IN_DIST)).rename(
+    if final(df[df["task"] == "reverse"]).empty or not fit_lengths:
+        return Verdict("INCONCLUSIVE", rule, pd.DataFrame())
+    fit = best_over_seeds(band_scores(df, "reverse", fit_lengths)).rename(
         columns={"best": "fit_best", "mean": "fit_mean", "seeds": "fit_seeds"})
-    if DEMO_2X not in set(df.loc[df["task"] == "reverse", "length"].dropna().astype(int)):
+    if 2 * top not in evaluated_lengths(df, "reverse"):
         return Verdict("INCONCLUSIVE", rule, fit)
-    at_2x = best_over_seeds(band_scores(df, "reverse", [DEMO_2X])).rename(
+    at_2x = best_over_seeds(band_scores(df, "reverse", [2 * top])).rename(
         columns={"best": "at_2x_best", "mean": "at_2x_mean", "seeds": "at_2x_seeds"})
     keys = [c for c in fit.columns if not c.startswith("fit_")]
     table = fit.merge(at_2x, on=keys)

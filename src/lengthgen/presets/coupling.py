@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..reports.aggregate import final, grid_columns
-from .base import Preset, Verdict, best_over_seeds, register_preset
+from .base import Preset, Verdict, best_over_seeds, register_preset, train_maxima
 from .sparsity import FIT, SCALES, base_config, point_sweep, same_cell
 
 # ---------------------------------------------------------------------------------- a-coupling
@@ -80,8 +80,8 @@ def _unfitted(table: pd.DataFrame, need: dict[str, list[str]]) -> bool:
     for task, methods in need.items():
         t = table[table["task"] == task].set_index("method")
         for m in methods:
-            if m not in t.index or "at_4x_best" not in t or pd.isna(t.loc[m, "at_4x_best"]) \
-                    or pd.isna(t.loc[m, "at_2x_best"]) or t.loc[m, "fit_best"] < FIT:
+            if m not in t.index or any(c not in t for c in ("fit_best", "at_2x_best", "at_4x_best")) \
+                    or pd.isna(t.loc[m, "at_4x_best"]) or pd.isna(t.loc[m, "at_2x_best"]) or t.loc[m, "fit_best"] < FIT:
                 return True
     return False
 
@@ -89,19 +89,9 @@ def _unfitted(table: pd.DataFrame, need: dict[str, list[str]]) -> bool:
 MARGIN = 0.3
 
 
-def train_maxima(df: pd.DataFrame, tasks, defaults: dict[str, int] | None = None) -> dict[str, int]:
-    """Each task's longest training length L as the runs trained it (`defaults[task]`, else
-    COUPLING_TRAIN_MAX, when the table does not say)."""
-    out = {}
-    for task in tasks:
-        known = df.loc[df["task"] == task, "train_max"].dropna() if "train_max" in df else pd.Series(dtype=float)
-        out[task] = int(known.max()) if not known.empty else (defaults or {}).get(task, COUPLING_TRAIN_MAX)
-    return out
-
-
 def check_coupling(df: pd.DataFrame) -> Verdict:
     """Coupling beats every plain encoding at 2x and 4x on copy, reverse and addition."""
-    train_max = train_maxima(df, TASK_POINTS)
+    train_max = train_maxima(df, TASK_POINTS, COUPLING_TRAIN_MAX)
     table = method_table(df, train_max)
     plain = [m for m in METHOD_POINTS if m != "coupling"]
     spans = ", ".join(f"{t} 1-{n} (2x = {2 * n}, 4x = {4 * n})" for t, n in train_max.items())
@@ -208,7 +198,9 @@ def _ppc_points(recipe: dict, va_recipe: dict, va_ppc_recipe: dict) -> list[dict
 
 def check_ppc(df: pd.DataFrame) -> Verdict:
     """PPC matches coupling on copy/reverse; on variable assignment it beats the plain encodings."""
-    train_max = train_maxima(df, ("copy", "reverse", "variable_assignment"), {"variable_assignment": VA_TRAIN_MAX})
+    train_max = train_maxima(df, ("copy", "reverse", "variable_assignment"),
+                             {"copy": COUPLING_TRAIN_MAX, "reverse": COUPLING_TRAIN_MAX,
+                              "variable_assignment": VA_TRAIN_MAX})
     table = method_table(df, train_max)
     va_max = train_max["variable_assignment"]
     rule = (f"INCONCLUSIVE unless every point's best seed fits in distribution (mean exact match >= {FIT}) and "

@@ -58,12 +58,20 @@ def point_sweep(base: dict, points: list[dict], seeds: list[int]) -> dict:
     return {"base": base, "points": points, "seeds": seeds}
 
 
-def _run_scores(df: pd.DataFrame, lengths: list[int], task: str | None = None) -> pd.DataFrame:
-    """Per run (grid point + seed) and task label: mean exact match over `lengths`, final step."""
-    last = final(df)
+def with_train_length(last: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a column `L`: each row's training length as its run trained it (`train_max`), else
+    L_TRAIN. The checks judge l = L and l = 4L per run, so that a rerun at other lengths is judged at its own."""
+    known = last["train_max"] if "train_max" in last else pd.Series(float("nan"), index=last.index)
+    return last.assign(L=known.fillna(L_TRAIN).astype(int))
+
+
+def _run_scores(df: pd.DataFrame, band: str, task: str | None = None) -> pd.DataFrame:
+    """Per run (grid point + seed) and task label: mean exact match at the final step over the lengths
+    l <= L (`band` "fit") or at l = 4L (`band` "at_4x"), L each run's own training length."""
+    last = with_train_length(final(df))
     if task is not None:
         last = last[last["task"] == task]
-    last = last[last["length"].isin(lengths)]
+    last = last[last["length"] <= last["L"]] if band == "fit" else last[last["length"] == 4 * last["L"]]
     keys = grid_columns(df)
     return last.groupby([*keys, "seed", "task"], dropna=False)["exact_match"].mean().reset_index()
 
@@ -76,22 +84,23 @@ def _k_of(label: str) -> int | None:
 
 
 def sparsity_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run: K_train, in-distribution fit (mean over k <= K_train at L), accuracy at 4L for each
-    k <= K_train, and the rank correlation between k and that accuracy."""
-    last = final(df)
+    """Per run: K_train, its training length L, in-distribution fit (mean over k <= K_train at L), accuracy
+    at 4L for each k <= K_train, and the rank correlation between k and that accuracy (`judged`: 4L was
+    evaluated for at least two k)."""
+    last = with_train_length(final(df))
     last = last.assign(k=last["task"].map(_k_of))
     rows = []
     for run, sub in last.groupby("run"):
-        k_train = int(sub[K_KEY].iloc[0])
+        k_train, top = int(sub[K_KEY].iloc[0]), int(sub["L"].max())
         trained = sub[sub["k"] <= k_train]
-        fit = trained.loc[trained["length"] == L_TRAIN, "exact_match"].mean()
-        at_4x = trained[trained["length"] == FOUR_X].sort_values("k")
+        fit = trained.loc[trained["length"] == top, "exact_match"].mean()
+        at_4x = trained[trained["length"] == 4 * top].sort_values("k")
         rho = spearman(at_4x["k"].to_numpy(), at_4x["exact_match"].to_numpy()) if len(at_4x) > 1 else float("nan")
         # A rank correlation alone counts noise as a fall (1.00, 1.00, 1.00, 0.94 gives rho -0.77),
         # so the fall from the smallest to the largest k must also be at least MIN_DROP.
         drop = float(at_4x["exact_match"].iloc[0] - at_4x["exact_match"].iloc[-1]) if len(at_4x) > 1 else float("nan")
-        rows.append({"K_train": k_train, "seed": int(sub["seed"].iloc[0]), "fit": fit,
-                     "fitted": bool(fit >= FIT), f"acc_at_{FOUR_X}_by_k": ", ".join(
+        rows.append({"K_train": k_train, "seed": int(sub["seed"].iloc[0]), "L": top, "fit": fit,
+                     "fitted": bool(fit >= FIT), "judged": len(at_4x) > 1, "acc_at_4L_by_k": ", ".join(
                          f"{int(k)}: {v:.2f}" for k, v in zip(at_4x["k"], at_4x["exact_match"])),
                      "rho_k_vs_acc": rho, "drop": drop, "decreases": bool(rho <= -0.5 and drop >= MIN_DROP)})
     return pd.DataFrame(rows).sort_values(["K_train", "seed"]).reset_index(drop=True) if rows else pd.DataFrame()
@@ -100,39 +109,40 @@ def sparsity_table(df: pd.DataFrame) -> pd.DataFrame:
 def check_sparsity(df: pd.DataFrame) -> Verdict:
     """At 4x the training length, accuracy falls as k grows, in most fitted runs."""
     table = sparsity_table(df)
-    rule = (f"A run is fitted when its accuracy at l = {L_TRAIN}, averaged over k = 1..K_train, is >= {FIT}; "
-            f"unfitted runs are listed, not dropped. INCONCLUSIVE if fewer than 3 runs are fitted; then PASS if "
-            f"in more than half of the fitted runs the Spearman correlation between k and accuracy at "
-            f"l = {FOUR_X} (k = 1..K_train) is <= -0.5 and that accuracy drops by >= {MIN_DROP} from k = 1 to "
-            f"k = K_train; FAIL otherwise.")
-    if table.empty or table["fitted"].sum() < 3:
+    rule = (f"L is each run's training length ({L_TRAIN} in the preset). A run is fitted when its accuracy at "
+            f"l = L, averaged over k = 1..K_train, is >= {FIT}; unfitted runs are listed, not dropped, and a run "
+            f"whose 4L was not evaluated is not judged. INCONCLUSIVE if fewer than 3 judged runs are fitted; then "
+            f"PASS if in more than half of them the Spearman correlation between k and accuracy at l = 4L "
+            f"(k = 1..K_train) is <= -0.5 and that accuracy drops by >= {MIN_DROP} from k = 1 to k = K_train; "
+            "FAIL otherwise.")
+    counted = table[table["fitted"] & table["judged"]] if not table.empty else table
+    if len(counted) < 3:
         return Verdict("INCONCLUSIVE", rule, table)
-    fitted = table[table["fitted"]]
-    return Verdict("PASS" if fitted["decreases"].mean() > 0.5 else "FAIL", rule, table)
+    return Verdict("PASS" if counted["decreases"].mean() > 0.5 else "FAIL", rule, table)
 
 
 def mean_over_seeds_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per K_train: accuracy at 4L for each k <= K_train averaged over every seed (fitted or not; the
     fitted count is shown), its rank correlation with k, and its fall from k = 1 to k = K_train."""
-    last = final(df)
+    last = with_train_length(final(df))
     last = last.assign(k=last["task"].map(_k_of))
     fitted = sparsity_table(df)
     rows = []
     for k_train, sub in last.groupby(K_KEY):
         k_train = int(k_train)
-        at_4x = sub[(sub["length"] == FOUR_X) & (sub["k"] <= k_train)].groupby("k")["exact_match"].mean()
+        at_4x = sub[(sub["length"] == 4 * sub["L"]) & (sub["k"] <= k_train)].groupby("k")["exact_match"].mean()
         if len(at_4x) < 2:
             continue
         rho = spearman(at_4x.index.to_numpy(), at_4x.to_numpy())
         drop = float(at_4x.iloc[0] - at_4x.iloc[-1])
         runs = fitted[fitted["K_train"] == k_train]
         rows.append({"K_train": k_train, "seeds": len(runs), "fitted": int(runs["fitted"].sum()),
-                     f"mean_acc_at_{FOUR_X}_by_k": ", ".join(f"{int(k)}: {v:.2f}" for k, v in at_4x.items()),
+                     "mean_acc_at_4L_by_k": ", ".join(f"{int(k)}: {v:.2f}" for k, v in at_4x.items()),
                      "rho_k_vs_mean_acc": rho, "drop": drop, "decreases": bool(rho <= -0.5 and drop >= MIN_DROP)})
     return pd.DataFrame(rows)
 
 
-MEAN_RULE = (f"[added after the first CPU run, issue 27] For every K_train, the accuracy at l = {FOUR_X} averaged "
+MEAN_RULE = (f"[added after the first CPU run, issue 27] For every K_train, the accuracy at l = 4L averaged "
              f"over all seeds falls with k: Spearman(k, mean accuracy), k = 1..K_train, <= -0.5 and a fall >= "
              f"{MIN_DROP} from k = 1 to k = K_train. INCONCLUSIVE if some K_train has no fitted seed; then PASS if "
              "every K_train falls, FAIL otherwise.")
@@ -149,9 +159,9 @@ def check_mean_over_seeds(df: pd.DataFrame) -> Verdict:
 def sparsity_report(df: pd.DataFrame, path) -> list[str]:
     """The mean-over-seeds rule and its verdict; accuracy at 4L against k, one line per K_train (mean
     over seeds, the range of the seeds shaded)."""
-    last = final(df)
+    last = with_train_length(final(df))
     last = last.assign(k=last["task"].map(_k_of))
-    last = last[last["length"] == FOUR_X]
+    last = last[last["length"] == 4 * last["L"]]
     if last.empty:
         return []
     second = check_mean_over_seeds(df)
@@ -164,8 +174,9 @@ def sparsity_report(df: pd.DataFrame, path) -> list[str]:
         ax.fill_between(mean.index, low.values, high.values, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.axvline(int(k_train), color=line.get_color(), linestyle=":", linewidth=0.8)
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="k (marked bits; dotted: K_train)", ylabel=f"accuracy at l={FOUR_X}", ylim=(0, 1.05),
-           title=f"sparse parity at 4L (L={L_TRAIN}): mean over seeds, range shaded")
+    trained = ", ".join(str(n) for n in sorted(last["L"].unique()))
+    ax.set(xlabel="k (marked bits; dotted: K_train)", ylabel="accuracy at l = 4L", ylim=(0, 1.05),
+           title=f"sparse parity at 4L (L={trained}): mean over seeds, range shaded")
     ax.legend()
     save_figure(fig, path / "accuracy_vs_k.png")
     return [*verdict_section("Mean over seeds (a second rule, added after the first CPU run)", second),
@@ -239,10 +250,11 @@ def _variant(row) -> str:
 
 
 def locality_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: best and mean over seeds of accuracy in distribution (l <= 20) and at 4L."""
+    """Per variant: best and mean over seeds of accuracy in distribution (l <= L) and at 4L, L each
+    run's training length."""
     keys = grid_columns(df)
-    fit = _run_scores(df, [n for n in SPARSE_LENGTHS if n <= L_TRAIN])
-    long = _run_scores(df, [FOUR_X])
+    fit = _run_scores(df, "fit")
+    long = _run_scores(df, "at_4x")
     rows = []
     for label, scores in (("fit", fit), ("at_4x", long)):
         if scores.empty:
@@ -259,9 +271,10 @@ def check_locality(df: pd.DataFrame) -> Verdict:
     """Local generalizes, non-local does not, coupling makes the non-local one generalize."""
     table = locality_table(df)
     rule = (f"INCONCLUSIVE unless the transformer points local, nonlocal and nonlocal+coupling each fit in "
-            f"distribution (best seed's mean accuracy over l <= {L_TRAIN} >= {FIT}); then PASS if, at "
-            f"l = {FOUR_X}, the best seed of local reaches >= {FIT}, the best seed of nonlocal stays < 0.75 "
-            f"(chance is 0.5) and the best seed of nonlocal+coupling reaches >= {FIT}; FAIL otherwise. "
+            f"distribution (best seed's mean accuracy over l <= L >= {FIT}; L the runs' training length, "
+            f"{L_TRAIN} in the preset); then PASS if, at l = 4L, the best seed of local reaches >= {FIT}, the best "
+            f"seed of nonlocal stays < 0.75 (chance is 0.5) and the best seed of nonlocal+coupling reaches >= {FIT}; "
+            "FAIL otherwise. "
             "The idealized-model points are shown beside them and do not enter the verdict.")
     need = ["local", "nonlocal", "nonlocal+coupling"]
     if table.empty or not set(need) <= set(table["variant"]):
@@ -275,8 +288,8 @@ def check_locality(df: pd.DataFrame) -> Verdict:
 
 
 WINDOW_RULE = (f"[written 2026-12-06, before its first run] The locality-respecting transformer (local+window) "
-               f"is INCONCLUSIVE unless its best seed fits (mean accuracy over l <= {L_TRAIN} >= {FIT}); then PASS "
-               f"if its best seed reaches >= {FIT} at l = {FOUR_X} and at least the plain transformer's local best "
+               f"is INCONCLUSIVE unless its best seed fits (mean accuracy over l <= L >= {FIT}); then PASS "
+               f"if its best seed reaches >= {FIT} at l = 4L and at least the plain transformer's local best "
                "there; FAIL otherwise.")
 
 
