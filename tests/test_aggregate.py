@@ -130,6 +130,8 @@ def test_encodings_check_rule(rope, nope, fit, verdict):
     # 2x not evaluated: the claim cannot be judged.
     table = encodings_table(rope, nope, fit, top=12, long=(24, 30, 36, 48))
     assert check_encodings(table[table["length"] != 24]).status == "INCONCLUSIVE"
+    # No run finished yet: INCONCLUSIVE, not an error that stops the report.
+    assert check_encodings(encodings_table(rope, nope, fit).assign(status="running")).status == "INCONCLUSIVE"
 
 
 TINY_COST = {"train.steps": 4, "train.eval_every": 2, "train.checkpoint_every": 2, "model.layers": 1,

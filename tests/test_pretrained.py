@@ -511,6 +511,15 @@ def test_b_pretrained_check_rule(kwargs, verdict):
     assert row["extrap_seeds"] == f"0: {kwargs.get('random', 0.2):.3f}, 1: {kwargs.get('random', 0.2) / 2:.3f}"
 
 
+def test_b_pretrained_without_an_extrapolation_band_is_inconclusive():
+    """No evaluated length in (L, 2L] gives no extrapolation score: no evidence, so INCONCLUSIVE, not FAIL."""
+    from lengthgen.presets.pretrained import check_pretrained
+
+    runs = _runs()
+    assert check_pretrained(runs).status == "PASS"
+    assert check_pretrained(runs.assign(extrapolation=float("nan"))).status == "INCONCLUSIVE"
+
+
 def test_paper_scale_reads_the_checkpoint_list(tiny_hf, tmp_path, monkeypatch):
     from lengthgen.presets import get_preset
     from lengthgen.presets.pretrained import SERIES_ENV

@@ -126,7 +126,8 @@ def test_a_preset_that_judges_an_analysis_is_judged_on_it_in_every_set(tmp_path)
 
 
 def test_an_analysis_without_runs_and_seeds_cannot_be_merged(tmp_path):
-    """b-pretrained judges one row per pretraining checkpoint, not per run and seed: a one-line error."""
+    """An analysis whose rows are not runs and seeds (one per checkpoint, say) cannot be merged across
+    seed sets: a one-line error."""
     preset = dataclasses.replace(get_preset("b-heads"),
                                  analyze=lambda df, path: pd.DataFrame({"checkpoint": [1000], "score": [0.5]}))
     spec = preset.spec("cpu")

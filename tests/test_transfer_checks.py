@@ -100,6 +100,9 @@ def test_ratio_window_rule():
     assert check_ratio(unfitted).status == "INCONCLUSIVE"
     numbers = check_ratio(ratio_table({(8, 4): 0.05, (8, 32): 0.45})).numbers.set_index("L_aux")
     assert numbers.loc[32, "mean"] == pytest.approx(0.45) and not numbers.loc[32, "in_window"]
+    # No run finished yet (a sweep stopped early): nothing to judge, and no error for the report to stop on.
+    running = ratio_table({(8, 4): 0.05, (8, 32): 0.45}).assign(status="running")
+    assert check_ratio(running).status == "INCONCLUSIVE"
 
 
 def test_groups_at_their_own_scales_are_judged_on_their_own_bands():

@@ -234,7 +234,7 @@ def prepare(scale: str, sweep_dir) -> None:
 def analyze(df: pd.DataFrame, path) -> pd.DataFrame:
     """Per finished run: task, init, pretraining step (NaN for random init), seed, fit (mean exact
     match over lengths <= L) and extrapolation (over (L, 2L]) at the final step."""
-    columns = ["task", "init", "step", "seed", "fit", "extrapolation", "L"]
+    columns = ["task", "init", "step", "seed", "run", "fit", "extrapolation", "L"]
     source = Path(path) / PRETRAIN_DIR / SERIES_FILE
     if not source.is_file() or "model.path" not in df:
         return pd.DataFrame(columns=columns)
@@ -247,7 +247,7 @@ def analyze(df: pd.DataFrame, path) -> pd.DataFrame:
         step = float("nan") if init == "random" else step_of.get(first["model.path"], float("nan"))
         fit = sub.loc[sub["length"] <= train_max, "exact_match"].mean()
         band = sub.loc[(sub["length"] > train_max) & (sub["length"] <= 2 * train_max), "exact_match"].mean()
-        rows.append({"task": task, "init": init, "step": step, "seed": int(first["seed"]), "fit": fit,
+        rows.append({"task": task, "init": init, "step": step, "seed": int(first["seed"]), "run": run, "fit": fit,
                      "extrapolation": band, "L": train_max})
     return pd.DataFrame(rows, columns=columns)
 
@@ -277,7 +277,10 @@ def check_pretrained(runs: pd.DataFrame) -> Verdict:
     for task, sub in table.groupby("task", sort=False):
         series = sub[sub["init"] == "pretrained"].dropna(subset=["step"]).sort_values("step")
         random = sub[sub["init"] == "random"]
-        if len(series) < MIN_SERIES or random.empty or sub["fit_best"].max() < FIT:
+        # Judged only where every point has an extrapolation band: no length in (L, 2L] evaluated is no
+        # evidence either way, not a flat series.
+        if len(series) < MIN_SERIES or random.empty or sub["fit_best"].max() < FIT \
+                or sub["extrap_best"].isna().any():
             judged = False
             continue
         rho = spearman(series["step"], series["extrap_best"])

@@ -32,8 +32,20 @@ def ratio_gaps(df: pd.DataFrame) -> pd.DataFrame:
     return gap
 
 
+def _judgeable(df: pd.DataFrame) -> bool:
+    """Whether some finished run has both tasks evaluated (a sweep stopped before any run finished has not)."""
+    last = final(df)
+    return not last.empty and {"reverse_add", "no_carry"} <= set(last["task"])
+
+
 def check_ratio(df: pd.DataFrame) -> Verdict:
     """Transfer works inside the window L_aux / L_main in [0.5, 2] and weakens outside it."""
+    rule = (f"INCONCLUSIVE unless the best seed of every point fits both tasks in distribution (mean exact match "
+            f">= {FIT} up to each task's training maximum) and the grid has points inside and outside the window "
+            "0.5 <= L_aux/L_main <= 2; then PASS if the mean gap (over seeds and points) outside the window exceeds "
+            "the mean gap inside by >= 0.1; FAIL otherwise.")
+    if not _judgeable(df):
+        return Verdict("INCONCLUSIVE", rule, pd.DataFrame())
     gap = ratio_gaps(df)
     inside = (gap["L_aux"] / gap["L_main"]).between(0.5, 2.0)
     table = gap.groupby(["L_main", "L_aux"])["gap"].agg(["mean", "min", "max"]).reset_index()
@@ -44,10 +56,6 @@ def check_ratio(df: pd.DataFrame) -> Verdict:
     fit = fitted.groupby("run").min().rename("fit")
     gap = gap.merge(fit, left_on="run", right_index=True)
     table = table.merge(gap.groupby(["L_main", "L_aux"])["fit"].max().rename("fit_best").reset_index())
-    rule = (f"INCONCLUSIVE unless the best seed of every point fits both tasks in distribution (mean exact match "
-            f">= {FIT} up to each task's training maximum) and the grid has points inside and outside the window "
-            "0.5 <= L_aux/L_main <= 2; then PASS if the mean gap (over seeds and points) outside the window exceeds "
-            "the mean gap inside by >= 0.1; FAIL otherwise.")
     if inside.all() or not inside.any() or (table["fit_best"] < FIT).any():
         return Verdict("INCONCLUSIVE", rule, table)
     ok = gap.loc[~inside, "gap"].mean() - gap.loc[inside, "gap"].mean() >= 0.1
@@ -56,6 +64,8 @@ def check_ratio(df: pd.DataFrame) -> Verdict:
 
 def ratio_report(df: pd.DataFrame, path) -> list[str]:
     """The gap heatmap of this sweep beside the paper's Fig. 10 values."""
+    if not _judgeable(df):
+        return []
     gap = ratio_gaps(df)
     grid = gap.groupby(["L_main", "L_aux"])["gap"].mean().unstack("L_aux")
     plot_heatmap(grid, path / "gap_ratio.png", "gap reverse_add vs no_carry (mean over seeds)")
