@@ -54,6 +54,10 @@ def test_missing_and_invalid_files(tmp_path):
         apply_overrides({"data": {"tasks": []}}, ["data.tasks.3.task=copy"])
     with pytest.raises(UserError, match="data.tasks"):
         build_config({"data": {"tasks": []}})
+    # The same task twice would share one evaluation label (and one eval set): refused, naming it.
+    twice = [{"task": "copy", "lengths": [1, 4]}, {"task": "copy", "lengths": [5, 8]}]
+    with pytest.raises(UserError, match="names copy more than once"):
+        build_config({"data": {"tasks": twice}})
 
 
 ROOT = Path(__file__).parent.parent

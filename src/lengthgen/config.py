@@ -133,6 +133,10 @@ class DataConfig(Strict):
                              "(with data.tasks, set the options in each entry)")
         elif not self.tasks:
             raise ValueError("data.tasks must list at least one task (or set data.group)")
+        names = [entry.task for entry in self.resolved_tasks()]
+        if len(set(names)) != len(names):  # evaluation rows, plots and eval sets are keyed by the task's name
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"data.tasks names {', '.join(twice)} more than once; a task may appear once per run")
         return self
 
     def resolved_tasks(self) -> list[TaskEntry]:

@@ -44,7 +44,8 @@ def constant(step: int, cfg: ScheduleSettings) -> float:
 
 @register_schedule("cosine")
 def cosine(step: int, cfg: ScheduleSettings) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio at the last step."""
+    """Linear warmup, then cosine decay toward min_lr_ratio (reached one step after the last: the last
+    step's factor is a hair above it)."""
     warm = warmup_steps(cfg)
     if step < warm:
         return (step + 1) / warm
