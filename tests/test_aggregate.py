@@ -316,3 +316,40 @@ def test_legends_name_only_the_keys_that_differ_between_a_panels_lines():
     # The task and the batch are the same on every line; a key only one point sets (layers) differs.
     assert varying_keys(rows, keys) == ["model.encoding", "model.layers"]
     assert varying_keys(rows.iloc[:1], keys) == keys  # one line: nothing differs, keep the full label
+
+
+def test_overrides_make_a_variant_sweep_whose_overrides_win_over_the_points():
+    preset = get_preset("a-coupling")
+    plain = preset.spec("cpu")
+    variant = preset.spec("cpu", [0], ["data.tasks.0.lengths=[1,6]", "eval.lengths=[2,6,12,24]"])
+    assert variant.name.startswith("a-coupling-cpu-seeds-0-set-") and len(variant.name) == len(
+        "a-coupling-cpu-seeds-0-set-") + 8
+    assert variant.name == preset.spec("cpu", [0], ["data.tasks.0.lengths=[1,6]", "eval.lengths=[2,6,12,24]"]).name
+    # reverse addition's points set their own lengths and evaluation lengths; the overrides replace them
+    assert any("data.tasks.0.lengths" in p for p in plain.points)
+    assert not any("data.tasks.0.lengths" in p or "eval.lengths" in p for p in variant.points)
+    plans = expand(variant)
+    assert len(plans) == len(plain.points)
+    assert {p.config.data.tasks[0].lengths for p in plans} == {(1, 6)}
+    assert {tuple(p.config.eval.length_list()) for p in plans} == {(2, 6, 12, 24)}
+    with pytest.raises(UserError, match="must be KEY=VALUE"):
+        preset.spec("cpu", None, ["data.tasks.0.lengths"])
+
+
+@pytest.mark.slow
+def test_repro_with_overrides_judges_the_variant_at_its_own_lengths(tmp_path, capsys):
+    from lengthgen.cli.main import main
+
+    tiny = ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=2", "model.d_model=16", "model.d_ff=32",
+            "model.heads=2", "data.batch_size=8", "eval.n=4", "data.tasks.0.lengths=[1,6]", "eval.lengths=[2,6,12]"]
+    argv = ["repro", "coupling-vs-rope", "--dir", str(tmp_path), "--seeds", "0", "--workers", "1", "--threads", "1",
+            *(f"--set={o}" for o in tiny)]
+    assert main(argv) == 0
+    (sweep,) = tmp_path.glob("coupling-vs-rope-cpu-seeds-0-set-*")
+    assert yaml.safe_load((sweep / "sweep.yaml").read_text())["overrides"][-len(tiny):] == tiny
+    report = (sweep / "report.md").read_text()
+    # Four steps fit nothing; the rule is stated at the variant's L = 6 and 2x = 12, not the preset's 10 and 20.
+    assert "**Verdict: INCONCLUSIVE**" in report and "L = 6" in report and "at length 12 (2x)" in report
+    capsys.readouterr()
+    assert main(["repro", "--all", "--dir", str(tmp_path), "--set=eval.n=4"]) == 2
+    assert "give a preset name" in capsys.readouterr().err

@@ -98,6 +98,8 @@ def cmd_repro(args) -> None:
         if args.reuse or args.no_reuse:
             raise UserError("--all trains each shared run once and copies finished ones from --dir; "
                             "--reuse and --no-reuse do not apply")
+        if args.set:
+            raise UserError("--set applies to one preset's runs (keys differ between presets); give a preset name")
         _print_summary(*run_suite(args.scale, args.dir, executor=args.executor, workers=args.workers,
                                   threads=args.threads, address=args.address, force=args.force,
                                   seeds=_seeds(args.seeds)))
@@ -110,11 +112,11 @@ def cmd_repro(args) -> None:
         return
     preset = get_preset(args.name)
     if args.replication:
-        if args.seeds:
-            raise UserError("--replication reads every seed set already in --dir; give no --seeds")
+        if args.seeds or args.set:
+            raise UserError("--replication reads every seed set already in --dir; give no --seeds or --set")
         print(write_replication_report(args.dir, preset, args.scale))
         return
-    spec = preset.spec(args.scale, _seeds(args.seeds))
+    spec = preset.spec(args.scale, _seeds(args.seeds), args.set)
     path = Path(args.dir) / spec.name
     expand(spec)  # every run's config is valid (seeds included) before the directory is made
 
@@ -127,7 +129,8 @@ def cmd_repro(args) -> None:
         args.force = False  # already applied above
         # Presets share runs (b-rope's RoPE points are b-transfer-arith's), so search the sweeps beside this one.
         _sweep_and_report(spec, path, args, reuse_siblings=True)
-    if spec.name != f"{preset.name}-{args.scale}" and (Path(args.dir) / f"{preset.name}-{args.scale}").is_dir():
+    if not args.set and spec.name != f"{preset.name}-{args.scale}" \
+            and (Path(args.dir) / f"{preset.name}-{args.scale}").is_dir():
         # A replication beside its original: say at once whether the verdict survived the fresh seeds.
         try:
             print(write_replication_report(args.dir, preset, args.scale))
@@ -180,6 +183,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--scale", default="cpu", help="cpu or paper")
     p.add_argument("--seeds", help="comma-separated seeds (default: the preset's); any other seed set makes a "
                                    "replication, a sweep of its own beside the original")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a dotted override applied to every run of the preset (it wins over the preset's grid "
+                        "points), e.g. --set data.tasks.0.lengths=[1,12] --set eval.lengths=1:48; repeatable. The "
+                        "runs go to a sweep of their own, <name>-<scale>-set-<hash>, judged by the preset's check")
     p.add_argument("--replication", action="store_true",
                    help="write <dir>/<name>-<scale>-replication.md from the sweeps on disk: every seed set's verdict "
                         "(original and `--seeds` replications), the rule over all seeds, every seed's score plotted")

@@ -7,6 +7,7 @@ imports every preset module, so `PRESETS` is full once `lengthgen.presets` is im
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,11 @@ class Preset:
     # Optional per-seed score shown by the replication report (`lengthgen repro NAME --replication`).
     per_seed: SeedScore | None = None
 
-    def spec(self, scale: str, seeds: list[int] | None = None) -> SweepSpec:
+    def spec(self, scale: str, seeds: list[int] | None = None, overrides: list[str] | None = None) -> SweepSpec:
         """The sweep spec at a scale, optionally with other seeds (a seed set other than the scale's own is
-        a replication named by `replication_name`). A scale may be given as a
+        a replication named by `replication_name`) and with dotted overrides `KEY=VALUE` applied to every
+        run (a variant: a sweep of its own, named `variant_name`). An override wins over the grid points:
+        a point or grid key equal to an override's key is dropped. A scale may be given as a
         function returning its tree, for sweeps that depend on files outside the repository
         (b-pretrained at paper scale: a list of checkpoints on disk); it is called here."""
         if scale not in self.scales:
@@ -86,12 +89,34 @@ class Preset:
             # are copied, not trained again (repro reuses the sweeps beside its own).
             tree["name"] = replication_name(self.name, scale, seeds)
             tree["seeds"] = list(seeds)
+        if overrides:
+            keys = {override_key(o) for o in overrides}
+            if "points" in tree:
+                tree["points"] = [{k: v for k, v in point.items() if k not in keys} for point in tree["points"]]
+            if "grid" in tree:
+                tree["grid"] = {k: v for k, v in tree["grid"].items() if k not in keys}
+            tree["overrides"] = [*tree.get("overrides", []), *overrides]
+            tree["name"] = variant_name(tree["name"], overrides)
         return parse_spec(tree)
 
 
 def replication_name(preset: str, scale: str, seeds: list[int]) -> str:
     """The sweep name of a preset rerun on other seeds than its own: `<preset>-<scale>-seeds-3-4-5`."""
     return f"{preset}-{scale}-seeds-" + "-".join(str(s) for s in seeds)
+
+
+def override_key(override: str) -> str:
+    """The dotted key of a `KEY=VALUE` override (a UserError for anything else)."""
+    key, sep, _ = override.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {override!r} must be KEY=VALUE, e.g. data.tasks.0.lengths=[1,12]")
+    return key.strip()
+
+
+def variant_name(sweep: str, overrides: list[str]) -> str:
+    """The sweep name of a preset run with overrides: `<sweep>-set-<first 8 hex digits of their hash>`
+    (the overrides themselves are in its sweep.yaml)."""
+    return f"{sweep}-set-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
 
 
 def verdict_section(title: str, verdict: Verdict, with_table: bool = True) -> list[str]:
