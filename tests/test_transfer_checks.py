@@ -100,6 +100,11 @@ def test_ratio_window_rule():
     assert check_ratio(unfitted).status == "INCONCLUSIVE"
     numbers = check_ratio(ratio_table({(8, 4): 0.05, (8, 32): 0.45})).numbers.set_index("L_aux")
     assert numbers.loc[32, "mean"] == pytest.approx(0.45) and not numbers.loc[32, "in_window"]
+    # The steps plot follows reverse addition (L_main), not the shorter auxiliary of L_aux = 4.
+    from lengthgen.presets.base import get_preset
+
+    trained = pd.DataFrame({"task": ["reverse_add", "no_carry", "carry_only"], "train_max": [8, 4, 4]})
+    assert get_preset("b-ratio").step_lengths(trained) == [9, 12]
     # No run finished yet (a sweep stopped early): nothing to judge, and no error for the report to stop on.
     running = ratio_table({(8, 4): 0.05, (8, 32): 0.45}).assign(status="running")
     assert check_ratio(running).status == "INCONCLUSIVE"
@@ -163,7 +168,10 @@ def test_multiplication_preset_trains_the_papers_lengths_and_shares_the_alone_ru
                                  max(plan.config.eval.length_list()))
     assert layout["cpu"] == ([("reverse_add", (1, 8)), ("mult_cot", (1, 16))], 20)
     assert layout["cpu-v1"] == ([("reverse_add", (1, 4)), ("mult_cot", (1, 8))], 12)
-    assert get_preset("b-transfer-mult").step_lengths == [10, 12]  # the steps plot: just past reverse add's 1-8
+    # The steps plot: just past reverse add's training range as the runs trained it (1-8 here, 1-4 at cpu-v1).
+    trained = pd.DataFrame({"task": ["reverse_add", "mult_cot"], "train_max": [8, 16]})
+    assert get_preset("b-transfer-mult").step_lengths(trained) == [10, 12]
+    assert get_preset("b-transfer-mult").step_lengths(trained.assign(train_max=[4, 8])) == [6, 8]
     arith = {fingerprint(p.config) for p in plans("b-transfer-arith", "cpu") if p.config.data.group == "arith-carry"}
     mult = plans("b-transfer-mult", "cpu")
     assert [p.config.data.aux for p in mult if fingerprint(p.config) in arith] == [False]
@@ -188,7 +196,8 @@ def test_maze_preset_trains_a_quarter_of_the_papers_lengths_and_reuses_its_probe
     assert quarter[("maze-dfs", True)] == [("maze_dfs_trace", (2, 8)), ("maze_shortest_path", (2, 16))]
     assert quarter[("maze-path", False)] == [("maze_shortest_path", (2, 8))]
     assert half[("maze-dfs", True)] == [("maze_dfs_trace", (2, 16)), ("maze_shortest_path", (2, 32))]
-    assert get_preset("b-transfer-maze").step_lengths == [10, 12]
+    trained = pd.DataFrame({"task": ["maze_dfs_trace", "maze_shortest_path"], "train_max": [8, 16]})
+    assert get_preset("b-transfer-maze").step_lengths(trained) == [10, 12]
     preset = expand(get_preset("b-transfer-maze").spec("cpu", seeds=[0]))
     assert {p.config.train.steps for p in preset} == {MAZE_CPU["train.steps"]}
     probe = expand(load_spec(Path(__file__).parent.parent / "experiments" / "probes" / "maze_quarter.py"))

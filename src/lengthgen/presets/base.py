@@ -57,7 +57,10 @@ class Preset:
     claim: str
     scales: dict[str, dict]
     check: Callable[[pd.DataFrame], Verdict]
-    step_lengths: list[int] = field(default_factory=list)
+    # Lengths of the steps plot: fixed, or a function of the results table (say, just past the main task's
+    # training length as the runs trained it, so that a rerun at other lengths, `repro --set`, is plotted
+    # at its own).
+    step_lengths: list[int] | Callable[[pd.DataFrame], list[int]] = field(default_factory=list)
     # Optional extra report sections: fn(results table, sweep directory) -> markdown lines.
     extra_report: Callable[[pd.DataFrame, object], list[str]] | None = None
     # Optional analysis of the finished runs (b-heads: head maps at every checkpoint):
@@ -169,6 +172,32 @@ def train_maxima(df: pd.DataFrame, tasks, defaults: dict[str, int] | int) -> dic
         fallback = defaults if isinstance(defaults, int) else defaults[task]
         out[task] = int(known.max()) if not known.empty else fallback
     return out
+
+
+def _train_max_of(df: pd.DataFrame, task: str | None) -> int | None:
+    """The training length of `task` in the results (the shortest there when no task is named), or None."""
+    rows = df if task is None or "task" not in df else df[df["task"] == task]
+    known = rows["train_max"].dropna() if "train_max" in rows else pd.Series(dtype=float)
+    return None if known.empty else int(known.min())
+
+
+def past_train_max(*offsets: int, task: str | None = None) -> Callable[[pd.DataFrame], list[int]]:
+    """Steps-plot lengths L + offset for each offset, L the training length of `task` as the runs trained
+    it (the shortest training length in the results when no task is named)."""
+    def lengths(df: pd.DataFrame) -> list[int]:
+        top = _train_max_of(df, task)
+        return [] if top is None else [top + offset for offset in offsets]
+
+    return lengths
+
+
+def times_train_max(*factors: int, task: str | None = None) -> Callable[[pd.DataFrame], list[int]]:
+    """Steps-plot lengths factor x L for each factor, L as in `past_train_max`."""
+    def lengths(df: pd.DataFrame) -> list[int]:
+        top = _train_max_of(df, task)
+        return [] if top is None else [factor * top for factor in factors]
+
+    return lengths
 
 
 def evaluated_lengths(df: pd.DataFrame, task: str) -> list[int]:

@@ -6,7 +6,17 @@ from __future__ import annotations
 import pandas as pd
 
 from ..reports.aggregate import final
-from .base import Preset, Verdict, band_scores, best_over_seeds, evaluated_lengths, register_preset, train_maxima
+from .base import (
+    Preset,
+    Verdict,
+    band_scores,
+    best_over_seeds,
+    evaluated_lengths,
+    past_train_max,
+    register_preset,
+    times_train_max,
+    train_maxima,
+)
 
 TRAIN_MAX = 10  # the presets' training length L; the checks read L from the runs (`train_max`)
 EVAL_LENGTHS = list(range(1, 13)) + [16, 20, 24, 28, 32, 36, 40]
@@ -84,7 +94,7 @@ register_preset(Preset(
           "ALiBi) but none extrapolates to 2x-4x the training length.",
     scales=_scales(grid={"model.encoding": ["nope", "rope", "learned", "alibi"]}),
     check=check_encodings,
-    step_lengths=[TRAIN_MAX, TRAIN_MAX + 2],
+    step_lengths=past_train_max(0, 2),
 ))
 
 
@@ -146,5 +156,5 @@ register_preset(Preset(
             "paper": {"base": demo_base(6, 384, 6, 20000, 1024, 1024), "points": list(DEMO_POINTS.values()),
                       "seeds": [0, 1, 2, 3, 4]}},
     check=check_coupling_vs_rope,
-    step_lengths=[TRAIN_MAX, DEMO_2X],
+    step_lengths=times_train_max(1, 2),
 ))

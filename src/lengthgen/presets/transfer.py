@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..reports.aggregate import final, grid_columns, point_label
 from ..tasks.groups import GROUPS
-from .base import Preset, SeedScore, Verdict, band_scores, best_over_seeds, register_preset
+from .base import Preset, SeedScore, Verdict, band_scores, best_over_seeds, past_train_max, register_preset
 
 EFFECT = 0.3  # issue rule: the auxiliary must add >= 0.3 exact match over (L_main, L_aux]
 FIT = 0.9  # best-seed exact match over lengths <= L_main that counts as "the main task was learned"
@@ -263,11 +263,9 @@ def compare_check(better: str, worse: str, column: str, margin: float, claim: st
 def _register(name: str, claim_id: str, claim: str, groups: list[str], check, points=None, steps=None,
               cpu_steps: int | None = None, cpu_recipe: dict | None = None, cpu_points: list[dict] | None = None):
     scales = both_scales(points or with_and_without(groups), groups, cpu_steps, cpu_recipe, cpu_points)
-    # The steps plot follows the first main task just past its CPU training range (the paper's lengths
-    # for b-transfer-mult, a quarter of them for b-transfer-maze).
-    main_max = scales["cpu"]["points"][0]["data.group_max"][0]
-    register_preset(Preset(name, claim_id, claim, scales, check, steps or [main_max + 2, main_max + 4],
-                           per_seed=SEED_EFFECT))
+    # The steps plot follows the first group's main task just past its training range, as the runs trained it.
+    register_preset(Preset(name, claim_id, claim, scales, check,
+                           steps or past_train_max(2, 4, task=GROUPS[groups[0]].main), per_seed=SEED_EFFECT))
 
 
 # MQAR at CPU scale (issue 28; docs/experiments.md, "Why MQAR is not learned"): at 2,500 steps of 64

@@ -104,6 +104,8 @@ def write_report(path: str | Path, gaps: list[tuple[str, str]] = (), preset=None
         plot_sweep_lengths(df, sweep.path / "lengths.png", title=spec.name)
         lengths = preset.step_lengths if preset is not None and preset.step_lengths else \
             sorted(set(int(x) for x in results["train_max"].dropna()))[:2]
+        if callable(lengths):
+            lengths = lengths(results)
         lengths = [n for n in lengths if n in set(results["length"])]
         if lengths and results["step"].nunique() > 1:
             plot_sweep_steps(df, lengths, sweep.path / "steps.png", title=spec.name)
