@@ -353,3 +353,11 @@ def test_repro_with_overrides_judges_the_variant_at_its_own_lengths(tmp_path, ca
     capsys.readouterr()
     assert main(["repro", "--all", "--dir", str(tmp_path), "--set=eval.n=4"]) == 2
     assert "give a preset name" in capsys.readouterr().err
+
+
+def test_copy_encodings_keeps_its_first_cpu_budget_reachable():
+    """3,000 steps since NoPE did not fit copy on 1-12 at 1,600; the first budget stays as `cpu-v1`."""
+    preset = get_preset("copy-encodings")
+    steps = {scale: {p.config.train.steps for p in expand(preset.spec(scale))} for scale in ("cpu", "cpu-v1")}
+    assert steps == {"cpu": {3000}, "cpu-v1": {1600}}
+    assert preset.spec("cpu-v1").name == "copy-encodings-cpu-v1"
