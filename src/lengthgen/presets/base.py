@@ -181,21 +181,13 @@ def _train_max_of(df: pd.DataFrame, task: str | None) -> int | None:
     return None if known.empty else int(known.min())
 
 
-def past_train_max(*offsets: int, task: str | None = None) -> Callable[[pd.DataFrame], list[int]]:
-    """Steps-plot lengths L + offset for each offset, L the training length of `task` as the runs trained
-    it (the shortest training length in the results when no task is named)."""
+def at_train_max(lengths_of: Callable[[int], list[int]],
+                 task: str | None = None) -> Callable[[pd.DataFrame], list[int]]:
+    """Steps-plot lengths as a function of L, the training length of `task` as the runs trained it (the
+    shortest training length in the results when no task is named); none when L is unknown."""
     def lengths(df: pd.DataFrame) -> list[int]:
         top = _train_max_of(df, task)
-        return [] if top is None else [top + offset for offset in offsets]
-
-    return lengths
-
-
-def times_train_max(*factors: int, task: str | None = None) -> Callable[[pd.DataFrame], list[int]]:
-    """Steps-plot lengths factor x L for each factor, L as in `past_train_max`."""
-    def lengths(df: pd.DataFrame) -> list[int]:
-        top = _train_max_of(df, task)
-        return [] if top is None else [factor * top for factor in factors]
+        return [] if top is None else lengths_of(top)
 
     return lengths
 

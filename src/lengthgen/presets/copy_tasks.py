@@ -9,12 +9,11 @@ from ..reports.aggregate import final
 from .base import (
     Preset,
     Verdict,
+    at_train_max,
     band_scores,
     best_over_seeds,
     evaluated_lengths,
-    past_train_max,
     register_preset,
-    times_train_max,
     train_maxima,
 )
 
@@ -98,7 +97,7 @@ register_preset(Preset(
           "ALiBi) but none extrapolates to 2x-4x the training length.",
     scales=_scales(grid={"model.encoding": ["nope", "rope", "learned", "alibi"]}),
     check=check_encodings,
-    step_lengths=past_train_max(0, 2),
+    step_lengths=at_train_max(lambda top: [top, top + 2]),
 ))
 
 
@@ -160,5 +159,5 @@ register_preset(Preset(
             "paper": {"base": demo_base(6, 384, 6, 20000, 1024, 1024), "points": list(DEMO_POINTS.values()),
                       "seeds": [0, 1, 2, 3, 4]}},
     check=check_coupling_vs_rope,
-    step_lengths=times_train_max(1, 2),
+    step_lengths=at_train_max(lambda top: [top, 2 * top]),
 ))

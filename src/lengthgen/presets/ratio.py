@@ -12,7 +12,7 @@ import pandas as pd
 from ..reports.aggregate import final, generalization_gap
 from ..reports.plots import plot_heatmap
 from ..reports.tables import markdown_table
-from .base import Preset, Verdict, past_train_max, register_preset
+from .base import Preset, Verdict, at_train_max, register_preset
 from .transfer import FIT, SCALES, sweep_tree
 
 # Fig. 10 of Paper B: the gap between main (reverse add) and auxiliary (no-carry) over L_main x L_aux.
@@ -83,4 +83,4 @@ register_preset(Preset(
     {scale: sweep_tree(scale, [{"data.group_max": [m, a, a]} for m, auxes in RATIO_GRID[scale].items() for a in auxes],
                        ["arith-carry"], longest=max(max(a) for a in RATIO_GRID[scale].values()))
      for scale in SCALES},
-    check_ratio, past_train_max(1, 4, task="reverse_add"), ratio_report))
+    check_ratio, at_train_max(lambda top: [top + 1, top + 4], task="reverse_add"), ratio_report))

@@ -17,7 +17,7 @@ from ..analysis.stats import spearman
 from ..optional import pyplot
 from ..reports.aggregate import final, grid_columns
 from ..reports.plots import save_figure
-from .base import Preset, Verdict, best_over_seeds, register_preset, times_train_max, verdict_section
+from .base import Preset, Verdict, at_train_max, best_over_seeds, register_preset, verdict_section
 
 FIT = 0.9  # best-seed (or per-run) in-distribution score that counts as "fitted"
 L_TRAIN = 20  # sparse tasks: longest training length (PAPERS.md A1)
@@ -203,7 +203,7 @@ register_preset(Preset(
     "a-sparsity", "A-sparsity",
     "Sparse parity trained on l <= 20 with k ~ U{1..K_train}: at 4x the training length, accuracy falls as "
     "the number k of marked bits grows.",
-    _sparsity_scales(), check_sparsity, times_train_max(1, 2), sparsity_report))
+    _sparsity_scales(), check_sparsity, at_train_max(lambda top: [top, 2 * top]), sparsity_report))
 
 
 # ---------------------------------------------------------------------------------- a-locality
@@ -326,4 +326,4 @@ register_preset(Preset(
     "a-locality", "A-locality",
     "A parity of two bits at fixed offsets before the query generalizes from l <= 20 to 4x; a parity of "
     "the first and the middle bit does not, unless position coupling makes it local in ID space.",
-    _locality_scales(), check_locality, times_train_max(1, 2), locality_report))
+    _locality_scales(), check_locality, at_train_max(lambda top: [top, 2 * top]), locality_report))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..reports.aggregate import final, grid_columns, point_label
 from ..tasks.groups import GROUPS
-from .base import Preset, SeedScore, Verdict, band_scores, best_over_seeds, past_train_max, register_preset
+from .base import Preset, SeedScore, Verdict, at_train_max, band_scores, best_over_seeds, register_preset
 
 EFFECT = 0.3  # issue rule: the auxiliary must add >= 0.3 exact match over (L_main, L_aux]
 FIT = 0.9  # best-seed exact match over lengths <= L_main that counts as "the main task was learned"
@@ -265,7 +265,8 @@ def _register(name: str, claim_id: str, claim: str, groups: list[str], check, po
     scales = both_scales(points or with_and_without(groups), groups, cpu_steps, cpu_recipe, cpu_points)
     # The steps plot follows the first group's main task just past its training range, as the runs trained it.
     register_preset(Preset(name, claim_id, claim, scales, check,
-                           steps or past_train_max(2, 4, task=GROUPS[groups[0]].main), per_seed=SEED_EFFECT))
+                           steps or at_train_max(lambda top: [top + 2, top + 4], task=GROUPS[groups[0]].main),
+                           per_seed=SEED_EFFECT))
 
 
 # MQAR at CPU scale (issue 28; docs/experiments.md, "Why MQAR is not learned"): at 2,500 steps of 64
